@@ -1,0 +1,85 @@
+"""The base class every reparam family shares: validation, noise plumbing, ``sample``."""
+
+from __future__ import annotations
+
+import torch
+from torch.distributions import Distribution, constraints
+from torch.distributions.utils import lazy_property
+
+from .. import noise as _noise
+
+_DESCRIPTIONS = {
+    constraints.real: "a real number (not NaN)",
+    constraints.positive: "> 0",
+    constraints.nonnegative: ">= 0",
+    constraints.unit_interval: "in [0, 1]",
+    constraints.simplex: "a probability vector (non-negative, summing to 1)",
+    constraints.real_vector: "a vector of real numbers (not NaN)",
+    constraints.lower_cholesky: "lower triangular with a positive diagonal",
+    constraints.positive_definite: "positive definite",
+}
+
+
+def describe(constraint: constraints.Constraint) -> str:
+    """Words for a constraint, for error messages."""
+    return _DESCRIPTIONS.get(constraint, repr(constraint))
+
+
+def check_parameters(dist: Distribution) -> None:
+    """Raise ``ValueError`` naming the first parameter that violates its constraint."""
+    name_of = type(dist).__name__
+    for param, constraint in dist.arg_constraints.items():
+        if isinstance(type(dist).__dict__.get(param), lazy_property) and param not in dist.__dict__:
+            continue  # a derived parameter that was not given
+        value = getattr(dist, param, None)
+        if not torch.is_tensor(value):
+            continue
+        ok = constraint.check(value)
+        if not bool(ok.all()):
+            bad = value.detach()
+            if bad.dim() > 0 and ok.shape == bad.shape:
+                bad = bad[~ok]
+            shown = bad.flatten()[:5].tolist()
+            raise ValueError(
+                f"{name_of}: parameter '{param}' must be {describe(constraint)}; "
+                f"got invalid values {shown} (tensor of shape {tuple(value.shape)})"
+            )
+
+
+class Reparameterized(Distribution):
+    """A ``torch.distributions.Distribution`` whose ``rsample`` draws noise from a source.
+
+    Parameters are checked at construction (``ValueError`` naming the parameter and its
+    constraint) unless ``validate_args=False``, even when torch's global validation is off.
+    Subclasses implement ``rsample(sample_shape, noise)``; ``sample`` is ``rsample`` under
+    ``torch.no_grad()``.
+    """
+
+    has_rsample = True
+
+    def __init__(
+        self,
+        batch_shape: torch.Size = torch.Size(),
+        event_shape: torch.Size = torch.Size(),
+        validate_args: bool | None = None,
+    ) -> None:
+        super().__init__(batch_shape, event_shape, validate_args=False)
+        self._validate_args = Distribution._validate_args if validate_args is None else validate_args
+        if validate_args is not False:
+            check_parameters(self)
+
+    def _noise_shape(self, sample_shape: torch.Size | tuple[int, ...]) -> torch.Size:
+        return self._extended_shape(torch.Size(sample_shape))
+
+    def _draw_normal(self, sample_shape, noise, like: torch.Tensor) -> torch.Tensor:
+        return _noise.resolve(noise).normal(self._noise_shape(sample_shape), like.dtype, like.device)
+
+    def _draw_uniform(self, sample_shape, noise, like: torch.Tensor) -> torch.Tensor:
+        return _noise.resolve(noise).uniform(self._noise_shape(sample_shape), like.dtype, like.device)
+
+    def rsample(self, sample_shape=torch.Size(), noise: _noise.NoiseSource | None = None):
+        raise NotImplementedError
+
+    def sample(self, sample_shape=torch.Size(), noise: _noise.NoiseSource | None = None):
+        with torch.no_grad():
+            return self.rsample(sample_shape, noise=noise)
