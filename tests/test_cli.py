@@ -1,0 +1,93 @@
+"""`reparam` end to end in a temporary directory, and its error messages."""
+
+import csv
+import json
+
+import pytest
+from PIL import Image
+from safetensors.torch import load_file
+
+from reparam.cli import main
+
+
+def test_train_writes_every_output(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "3", "--hidden", "32", "--latent-dim", "2",
+                 "--out", str(out), "--quiet"]) == 0
+    assert "test ELBO" in capsys.readouterr().out
+    config = json.loads((out / "config.json").read_text())
+    assert config["epochs"] == 3 and config["hidden"] == [32] and config["latent_dim"] == 2
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("train_elbo", "test_elbo", "test_kl", "test_recon", "epochs", "wall_time_s"):
+        assert key in metrics
+    weights = load_file(out / "model.safetensors")
+    assert weights["encoder.0.weight"].shape == (32, 64)
+    with open(out / "history.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    for name in ("reconstructions.png", "samples.png", "loss.png"):
+        with Image.open(out / name) as img:
+            assert img.size[0] > 50 and img.size[1] > 50
+
+
+def test_config_file_reproduces_a_run(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["train", "--epochs", "2", "--hidden", "16", "--out", str(a), "--quiet"]) == 0
+    assert main(["train", "--config", str(a / "config.json"), "--out", str(b), "--quiet"]) == 0
+    ma = json.loads((a / "metrics.json").read_text())
+    mb = json.loads((b / "metrics.json").read_text())
+    assert ma["test_elbo"] == mb["test_elbo"] and ma["train_elbo"] == mb["train_elbo"]
+
+
+def test_toml_config(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('epochs = 1\nhidden = [8]\nlatent_dim = 3\n')
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["latent_dim"] == 3
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--epochs", "0"], "'epochs' must be a positive integer, got 0"),
+        (["train", "--lr", "-1"], "'lr' must be a positive number"),
+        (["train", "--dataset", "nope"], "unknown dataset 'nope'"),
+        (["train", "--activation", "swishy"], "unknown activation 'swishy'"),
+        (["train", "--device", "tpu"], "'device' must be cpu, cuda"),
+        (["train", "--config", "/does/not/exist.json"], "config file not found"),
+    ],
+)
+def test_bad_input_names_the_problem(argv, message, tmp_path, capsys):
+    assert main([*argv, "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_flag_is_rejected(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--epochz", "3"])
+    assert exc.value.code == 2
+    assert "unrecognized arguments: --epochz" in capsys.readouterr().err
+
+
+def test_unwritable_out_is_a_clear_error(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["train", "--epochs", "1", "--out", str(blocker / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write to run directory" in err and str(blocker) in err
+
+
+def test_unknown_config_key(tmp_path, capsys):
+    cfg = tmp_path / "c.json"
+    cfg.write_text('{"epochs": 1, "learning_rate": 0.1}')
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "r")]) == 2
+    assert "unknown setting(s) ['learning_rate']" in capsys.readouterr().err
+
+
+def test_help_explains_every_flag(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    for flag in ("--epochs", "--batch-size", "--lr", "--latent-dim", "--hidden", "--seed",
+                 "--device", "--out", "--config", "--resume"):
+        assert flag in text
