@@ -21,7 +21,7 @@ def test_train_writes_every_output(tmp_path, capsys):
     for key in ("train_elbo", "test_elbo", "test_kl", "test_recon", "epochs", "wall_time_s"):
         assert key in metrics
     weights = load_file(out / "model.safetensors")
-    assert weights["encoder.0.weight"].shape == (32, 64)
+    assert weights["encoder.net.0.weight"].shape == (32, 64)
     with open(out / "history.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
