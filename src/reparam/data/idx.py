@@ -62,6 +62,8 @@ class IdxSpec:
     homes: tuple[str, ...]
     md5: dict[str, str]  # of the published .gz files
     classes: tuple[str, ...]
+    sizes: tuple[int, int] = (60_000, 10_000)  # train, test
+    image: tuple[int, int] = (28, 28)
 
 
 _FILES = {
@@ -121,6 +123,10 @@ def load_idx_dataset(
     names = [f for pair in _FILES.values() for f in pair]
     paths = ensure_files(names, spec.subdir, spec.homes, spec.md5, None, data_dir, download, mirror)
     (xtr, ytr), (xte, yte) = (read_images_labels(*(paths[f] for f in _FILES[s])) for s in _FILES)
+    for x, n, split in ((xtr, spec.sizes[0], "train"), (xte, spec.sizes[1], "test")):
+        if x.shape != (n, *spec.image):
+            raise DataFileError(f"{paths[_FILES[split][0]]}: {spec.title} {split} images must "
+                                f"have shape {(n, *spec.image)}, got {x.shape}")
     if not 0 <= valid_size < len(xtr):
         raise ValueError(f"valid_size must lie in [0, {len(xtr)}), got {valid_size}")
     cut = len(xtr) - valid_size
