@@ -1,0 +1,141 @@
+"""Location-scale families ``z = loc + scale * eps`` on :class:`LocationScale`.
+
+Each standard ``eps`` is drawn through its inverse CDF from uniform noise, with the tails
+written so that neither end loses digits (``log1p``, the two-sided Cauchy cotangent).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.distributions import constraints
+from torch.distributions.kl import register_kl
+
+from ._base import Reparameterized
+from ._builders import Above, LocationScale, StandardNoise, broadcast_params
+
+__all__ = ["Laplace", "Logistic", "Cauchy", "Gumbel", "Uniform", "STANDARD", "LocationScale"]
+
+_EULER = 0.5772156649015329
+
+
+def _laplace_icdf(p):
+    """``F^{-1}(p) = log(2p)`` below 1/2, ``-log(2(1 - p))`` above (1 - p exact there)."""
+    lower = p < 0.5
+    return torch.where(lower, torch.log(2 * torch.where(lower, p, 0.25)),
+                       -torch.log(2 * torch.where(lower, 0.75, 1 - p)))
+
+
+def _laplace_cdf(x):
+    return torch.where(x < 0, 0.5 * torch.exp(-x.abs()), 1 - 0.5 * torch.exp(-x.abs()))
+
+
+def _cauchy_icdf(p):
+    """``tan(pi (p - 1/2))`` in the middle, ``-cot(pi p)`` / ``cot(pi (1 - p))`` in the tails."""
+    mid = (p - 0.5).abs() < 0.25
+    pm = torch.where(mid, p - 0.5, 0.0)
+    pl = torch.where(p < 0.5, p, 1 - p).clamp(min=torch.finfo(p.dtype).tiny)
+    tail = torch.where(p < 0.5, -1.0, 1.0) / torch.tan(math.pi * torch.where(mid, 0.25, pl))
+    return torch.where(mid, torch.tan(math.pi * pm), tail)
+
+
+def _cauchy_log_prob(x):
+    """``-log(pi) - log1p(x^2)``, as ``2 log|x| + log1p(x^-2)`` for |x| > 1 (no overflow)."""
+    ax = x.abs()
+    big = ax > 1
+    xb = torch.where(big, ax, 2.0)
+    xs = torch.where(big, 0.0, x)
+    return -math.log(math.pi) - torch.where(big, 2 * torch.log(xb) + torch.log1p(xb.pow(-2)),
+                                            torch.log1p(xs * xs))
+
+
+STANDARD: dict[str, StandardNoise] = {
+    "laplace": StandardNoise(
+        "laplace", "uniform", _laplace_icdf, lambda x: -x.abs() - math.log(2.0),
+        _laplace_cdf, _laplace_icdf, 0.0, 2.0, 1.0 + math.log(2.0)),
+    "logistic": StandardNoise(
+        "logistic", "uniform", lambda p: torch.log(p) - torch.log1p(-p),
+        lambda x: -x.abs() - 2 * torch.nn.functional.softplus(-x.abs()),
+        torch.sigmoid, lambda p: torch.log(p) - torch.log1p(-p), 0.0, math.pi**2 / 3, 2.0),
+    "cauchy": StandardNoise(
+        "cauchy", "uniform", _cauchy_icdf, _cauchy_log_prob,
+        lambda x: torch.atan2(torch.ones_like(x), -x) / math.pi, _cauchy_icdf,
+        math.nan, math.inf, math.log(4 * math.pi)),
+    "gumbel": StandardNoise(
+        "gumbel", "uniform", lambda p: -torch.log(-torch.log(p)),
+        lambda x: -(x + torch.exp(-x)), lambda x: torch.exp(-torch.exp(-x)),
+        lambda p: -torch.log(-torch.log(p)), _EULER, math.pi**2 / 6, _EULER + 1.0),
+    "uniform": StandardNoise(
+        "uniform", "uniform", lambda p: p,
+        lambda x: torch.where((x >= 0) & (x <= 1), 0.0, -math.inf).to(x.dtype),
+        lambda x: x.clamp(0, 1), lambda p: p, 0.5, 1 / 12, 0.0, lower=0.0, upper=1.0),
+    "normal": StandardNoise(
+        "normal", "normal", lambda e: e, lambda x: -0.5 * x * x - 0.5 * math.log(2 * math.pi),
+        lambda x: 0.5 * torch.special.erfc(-x / math.sqrt(2)), torch.special.ndtri,
+        0.0, 1.0, 0.5 + 0.5 * math.log(2 * math.pi)),
+}
+
+
+def _family(name: str, doc: str) -> type[LocationScale]:
+    """A named location-scale family ``Cls(loc, scale)`` over ``STANDARD[name]``."""
+
+    def __init__(self, loc, scale, validate_args: bool | None = None):
+        LocationScale.__init__(self, STANDARD[name], loc, scale, validate_args=validate_args)
+
+    return type(name.capitalize(), (LocationScale,), {"__init__": __init__, "__doc__": doc,
+                                                       "__module__": __name__})
+
+
+Laplace = _family("laplace", "Laplace: ``p(z) = exp(-|z - loc| / scale) / (2 scale)``.")
+Logistic = _family("logistic", "Logistic: ``F(z) = sigmoid((z - loc) / scale)``.")
+Cauchy = _family("cauchy", "Cauchy: ``p(z) = 1 / (pi scale (1 + ((z - loc) / scale)^2))``.")
+Gumbel = _family("gumbel", "Gumbel (max): ``F(z) = exp(-exp(-(z - loc) / scale))``.")
+
+
+class Uniform(LocationScale):
+    """Uniform on ``[low, high]``: ``z = low + (high - low) u``, ``u ~ U(0, 1)``."""
+
+    _params = ("loc", "scale", "low", "high")
+
+    def __init__(self, low, high, validate_args: bool | None = None):
+        p = broadcast_params("Uniform", low=low, high=high)
+        self.low, self.high = p["low"], p["high"]
+        self.base = STANDARD["uniform"]
+        self.loc, self.scale = self.low, self.high - self.low
+        Reparameterized.__init__(self, self.low.shape, validate_args=validate_args)
+
+    @property
+    def arg_constraints(self) -> dict:
+        return {"low": constraints.real, "high": Above("low", self.low)}
+
+
+# Closed-form KLs between members of one family (p = first argument).
+@register_kl(Laplace, Laplace)
+def _kl_laplace(p, q):
+    """``log(b_q / b_p) + |d| / b_q + (b_p / b_q) exp(-|d| / b_p) - 1``, ``d = loc_p - loc_q``."""
+    d = (p.loc - q.loc).abs()
+    r = p.scale / q.scale
+    return -torch.log(r) + d / q.scale + r * torch.exp(-d / p.scale) - 1
+
+
+@register_kl(Cauchy, Cauchy)
+def _kl_cauchy(p, q):
+    """``log(((s_p + s_q)^2 + (l_p - l_q)^2) / (4 s_p s_q))``."""
+    return torch.log(((p.scale + q.scale).pow(2) + (p.loc - q.loc).pow(2)) / (4 * p.scale * q.scale))
+
+
+@register_kl(Gumbel, Gumbel)
+def _kl_gumbel(p, q):
+    """``log(b_q/b_p) + gamma (b_p/b_q - 1) + exp((l_q - l_p)/b_q) Gamma(1 + b_p/b_q)
+    - (l_q - l_p)/b_q - 1``."""
+    r = p.scale / q.scale
+    t = (q.loc - p.loc) / q.scale
+    return -torch.log(r) + _EULER * (r - 1) + torch.exp(t + torch.lgamma(1 + r)) - t - 1
+
+
+@register_kl(Uniform, Uniform)
+def _kl_uniform(p, q):
+    """``log((h_q - l_q) / (h_p - l_p))`` if ``[l_p, h_p]`` lies in ``[l_q, h_q]``, else inf."""
+    kl = torch.log(q.scale / p.scale)
+    return torch.where((q.low <= p.low) & (p.high <= q.high), kl, math.inf)
