@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gzip
 import http.server
+import os
 import threading
 from functools import partial
-import os
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +79,7 @@ def http_dir(tmp_path):
     served.mkdir()
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), partial(_Handler, directory=str(served)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield served, f"http://127.0.0.1:{server.server_address[1]}/"

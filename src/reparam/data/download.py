@@ -87,10 +87,14 @@ def fetch(
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
-                digest = hashlib.md5(usedforsecurity=False)
+                digest, size = hashlib.md5(usedforsecurity=False), 0
                 while chunk := r.read(1 << 20):
                     digest.update(chunk)
                     out.write(chunk)
+                    size += len(chunk)
+                announced = r.headers.get("Content-Length")
+            if announced is not None and size != int(announced):
+                raise DataFileError(f"truncated download: {size} of {announced} bytes")
             if md5 is not None and digest.hexdigest() != md5:
                 raise ChecksumError(f"md5 {digest.hexdigest()} != expected {md5}")
             if check is not None:
