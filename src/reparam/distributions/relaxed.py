@@ -1,0 +1,173 @@
+"""Relaxed discrete families: Concrete / Gumbel-softmax and the relaxed Bernoulli.
+
+Both are computed in log space from uniform noise, so antithetic and quasi-random noise
+apply: ``g = -log(-log u)`` (Gumbel), ``l = log u - log1p(-u)`` (logistic). With
+``x = (logits + g) / T`` the sample is ``y = softmax(x)`` (``sigmoid(x)``), kept as
+``log y = log_softmax(x)`` so that ``log_prob`` of a sample never takes ``log 0``.
+
+``straight_through=True`` returns the hard sample (one-hot of the argmax, or ``x > 0``)
+in the forward pass with the relaxed sample's gradient (``hard + y - y.detach()``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch.distributions import constraints
+from torch.distributions.utils import lazy_property, logits_to_probs, probs_to_logits
+
+from ..noise import NoiseSource
+from ._base import Reparameterized
+
+__all__ = ["RelaxedOneHotCategorical", "RelaxedBernoulli"]
+
+_LOG = "_reparam_log"  # the log-space sample, attached to the tensors that rsample returns
+
+
+class _Temper(torch.autograd.Function):
+    """``x = s / T``; backward ``ds = g / T``, ``dT = -sum(g x) / T`` with ``g = 0`` terms
+    dropped, so saturated entries (``x = +-inf`` at tiny ``T``) give 0, not ``0 * inf``."""
+
+    @staticmethod
+    def forward(ctx, s, temperature):
+        x = s / temperature
+        ctx.save_for_backward(x, temperature)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, temperature = ctx.saved_tensors
+        grad_s = grad / temperature
+        gx = torch.where(grad == 0, 0.0, grad * x)
+        return grad_s, (-gx / temperature).sum_to_size(temperature.shape)
+
+
+class _Relaxed(Reparameterized):
+    """Shared plumbing: temperature, probs/logits, straight-through flag, expand."""
+
+    has_rsample = True
+    _binary = False
+
+    def __init__(self, temperature, probs=None, logits=None, straight_through: bool = False,
+                 validate_args: bool | None = None):
+        name = type(self).__name__
+        if (probs is None) == (logits is None):
+            raise ValueError(f"{name}: give exactly one of 'probs' or 'logits'")
+        given = probs if probs is not None else logits
+        if not torch.is_tensor(given):
+            given = torch.as_tensor(given, dtype=torch.get_default_dtype())
+        if probs is not None:
+            self.probs = given
+        else:
+            self.logits = given - (0 if self._binary else given.logsumexp(-1, keepdim=True))
+        self.temperature = torch.as_tensor(temperature, dtype=given.dtype, device=given.device)
+        self.straight_through = straight_through
+        ev = given.shape if self._binary else given.shape[:-1]
+        try:
+            batch = torch.broadcast_shapes(self.temperature.shape, ev)
+        except RuntimeError as err:
+            raise ValueError(f"{name}: 'temperature' and the probabilities do not broadcast: "
+                             f"{err}") from None
+        event = torch.Size() if self._binary else given.shape[-1:]
+        super().__init__(batch, event, validate_args=validate_args)
+
+    @lazy_property
+    def logits(self) -> torch.Tensor:
+        return probs_to_logits(self.probs, is_binary=self._binary)
+
+    @lazy_property
+    def probs(self) -> torch.Tensor:
+        return logits_to_probs(self.logits, is_binary=self._binary)
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(type(self), _instance)
+        batch_shape = torch.Size(batch_shape)
+        for name in ("probs", "logits"):
+            if name in self.__dict__:
+                setattr(new, name, getattr(self, name).expand(batch_shape + self.event_shape))
+        new.temperature = self.temperature.expand(batch_shape)
+        new.straight_through = self.straight_through
+        Reparameterized.__init__(new, batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    def _logits_t(self) -> torch.Tensor:
+        return self.logits.expand(self.batch_shape + self.event_shape)
+
+    def _temperature_b(self) -> torch.Tensor:
+        t = self.temperature.expand(self.batch_shape)
+        return t if self._binary else t.unsqueeze(-1)
+
+
+class RelaxedOneHotCategorical(_Relaxed):
+    r"""Concrete / Gumbel-softmax (Maddison et al. 2017; Jang et al. 2017) on the simplex.
+
+    ``y = softmax((logits + g) / T)``, ``g = -log(-log u)``. Density
+    ``log p(y) = lgamma(K) + (K - 1) log T + sum_k (l_k - (T + 1) log y_k)
+    - K logsumexp_k(l_k - T log y_k)``.
+    """
+
+    arg_constraints = {"temperature": constraints.positive, "probs": constraints.simplex,
+                       "logits": constraints.real_vector}
+    support = constraints.simplex
+
+    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+        logits = self._logits_t()
+        u = self._draw_uniform(sample_shape, noise, logits)
+        s = logits - torch.log(-torch.log(u))
+        s = s - s.detach().amax(-1, keepdim=True)  # shift-invariant; keeps x <= 0
+        log_y = F.log_softmax(_Temper.apply(s, self._temperature_b()), dim=-1)
+        y = torch.exp(log_y)
+        if self.straight_through:
+            hard = F.one_hot(log_y.argmax(-1), log_y.shape[-1]).to(y.dtype)
+            y = hard + (y - y.detach())
+        setattr(y, _LOG, log_y)
+        return y
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        log_y = getattr(value, _LOG, None)
+        if log_y is None:
+            if self._validate_args:
+                self._validate_sample(value)
+            log_y = torch.log(value)
+        k = self.event_shape[-1]
+        t = self.temperature
+        logits = self.logits
+        score = (logits - (t.unsqueeze(-1) + 1) * log_y).sum(-1)
+        norm = (logits - t.unsqueeze(-1) * log_y).logsumexp(-1)
+        return math.lgamma(k) + (k - 1) * torch.log(t) + score - k * norm
+
+
+class RelaxedBernoulli(_Relaxed):
+    r"""Binary Concrete: ``y = sigmoid((logits + log u - log1p(-u)) / T)`` on (0, 1).
+
+    With ``x = logit(y)``: ``log p(y) = log T + (l - T x) - 2 softplus(l - T x)
+    - log y - log(1 - y)``.
+    """
+
+    arg_constraints = {"temperature": constraints.positive, "probs": constraints.unit_interval,
+                       "logits": constraints.real}
+    support = constraints.unit_interval
+    _binary = True
+
+    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+        logits = self._logits_t()
+        u = self._draw_uniform(sample_shape, noise, logits)
+        x = _Temper.apply(logits + torch.log(u) - torch.log1p(-u), self._temperature_b())
+        y = torch.sigmoid(x)
+        if self.straight_through:
+            y = (x > 0).to(y.dtype) + (y - y.detach())
+        setattr(y, _LOG, x)
+        return y
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        x = getattr(value, _LOG, None)
+        if x is None:
+            if self._validate_args:
+                self._validate_sample(value)
+            x = torch.log(value) - torch.log1p(-value)
+        t = self.temperature
+        diff = self.logits - t * x
+        return torch.log(t) + diff - 2 * F.softplus(diff) - F.logsigmoid(x) - F.logsigmoid(-x)
