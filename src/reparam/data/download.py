@@ -17,6 +17,7 @@ import tempfile
 import urllib.request
 import zlib
 from collections.abc import Callable, Sequence
+from http.client import HTTPException
 from pathlib import Path
 
 ENV_DATA_DIR = "REPARAM_DATA_DIR"
@@ -99,9 +100,10 @@ def fetch(
                 raise ChecksumError(f"md5 {digest.hexdigest()} != expected {md5}")
             if check is not None:
                 check(tmp)
+            tmp.chmod(0o644)  # mkstemp makes 0600; a cache is read by whoever shares it
             os.replace(tmp, dest)
             return dest
-        except (OSError, ValueError, EOFError) as err:  # URLError, IncompleteRead, DataFileError
+        except (OSError, ValueError, EOFError, HTTPException) as err:  # URLError, DataFileError
             errors.append(f"{url}: {type(err).__name__}: {err}")
         finally:
             tmp.unlink(missing_ok=True)
