@@ -10,8 +10,8 @@ Bernoulli/Categorical by enumeration.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.distributions as td

@@ -6,14 +6,21 @@ import math
 
 import pytest
 import torch
+from estimator_cases import ANY, D64, GAUSSIAN, REPARAMETERIZED, N
 
 from reparam.diagnostics import check_unbiased
 from reparam.estimators import (
-    EMA, STL, Auto, ControlVariate, DReG, Learned, LeaveOneOut, MeasureValued, Pathwise,
+    EMA,
+    STL,
+    Auto,
+    ControlVariate,
+    DReG,
+    Learned,
+    LeaveOneOut,
+    MeasureValued,
+    Pathwise,
     ScoreFunction,
 )
-
-from estimator_cases import ANY, D64, GAUSSIAN, N, REPARAMETERIZED
 
 ESTIMATORS = {
     "pathwise": (Pathwise, REPARAMETERIZED),

@@ -80,11 +80,11 @@ def constants(dist: Distribution) -> dict[str, object]:
 
 
 def rebuild(dist: Distribution, params: Mapping[str, torch.Tensor]) -> Distribution:
-    """A new instance of ``dist``'s family with ``params`` replacing its parameters."""
+    """A new instance of ``dist``'s family; ``params`` replace the parameters they name."""
     if isinstance(dist, Independent):
         base = rebuild(dist.base_dist, params)
         return Independent(base, dist.reinterpreted_batch_ndims, validate_args=False)
-    kwargs = {**constants(dist), **params}
+    kwargs = {**constants(dist), **parameters(dist), **params}
     try:
         return type(dist)(**kwargs, validate_args=False)
     except TypeError as err:
