@@ -34,7 +34,11 @@ class LocScaleSample(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_loc = sum_to_shape(grad, loc.shape)
         if ctx.needs_input_grad[1]:
-            grad_scale = sum_to_shape(grad * (z - loc) / scale, scale.shape)
+            if torch.is_grad_enabled():
+                grad_scale = grad * (z - loc) / scale
+            else:
+                grad_scale = torch.sub(z, loc).mul_(grad).div_(scale)
+            grad_scale = sum_to_shape(grad_scale, scale.shape)
         return grad_loc, grad_scale, None
 
 
@@ -43,7 +47,7 @@ class LogVarSample(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, loc: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        z = torch.addcmul(loc, torch.exp(0.5 * logvar), eps)
+        z = torch.addcmul(loc, logvar.mul(0.5).exp_(), eps)
         ctx.save_for_backward(z, loc)
         ctx.logvar_shape = logvar.shape
         return z
@@ -55,5 +59,9 @@ class LogVarSample(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_loc = sum_to_shape(grad, loc.shape)
         if ctx.needs_input_grad[1]:
-            grad_logvar = sum_to_shape(0.5 * grad * (z - loc), ctx.logvar_shape)
+            if torch.is_grad_enabled():  # double backward: keep the graph out-of-place
+                grad_logvar = 0.5 * grad * (z - loc)
+            else:  # one temporary instead of three
+                grad_logvar = torch.sub(z, loc).mul_(grad).mul_(0.5)
+            grad_logvar = sum_to_shape(grad_logvar, ctx.logvar_shape)
         return grad_loc, grad_logvar, None
