@@ -51,6 +51,15 @@ def test_parse_rejects_malformed(edit, message):
         parse_amat(edit(amat_text(X)), "f")
 
 
+def test_fast_path_falls_back_on_irregular_later_lines():
+    text = amat_text(X)
+    last = text.rfind(b"0")
+    with pytest.raises(DataFileError, match="line 7: unexpected byte"):
+        parse_amat(text[:last] + b"2" + text[last + 1:])
+    tabbed = text[:-4] + text[-4:].replace(b" ", b"\t")  # one line with another separator
+    np.testing.assert_array_equal(parse_amat(tabbed), X)
+
+
 def test_row_count_checked():
     with pytest.raises(DataFileError, match="7 rows, expected 8"):
         parse_amat(amat_text(X), "f", rows=8)
