@@ -99,7 +99,8 @@ def read_amat(path: str | Path, split: str | None = None, verify: bool = True) -
     x = parse_amat(read_bytes(Path(path)), str(path), SPLITS.get(split))
     if verify and split is not None and canonical_md5(x) != CANONICAL_MD5[split]:
         raise DataFileError(f"{path}: content differs from the reference binarized MNIST "
-                            f"{split} split (md5 of the parsed pixels does not match)")
+                            f"{split} split (md5 of the parsed pixels does not match; verify=False "
+                            "accepts another binarization)")
     return x
 
 
