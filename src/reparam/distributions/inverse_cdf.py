@@ -33,115 +33,163 @@ def log1mexp(t: torch.Tensor) -> torch.Tensor:
                        torch.log1p(-torch.exp(torch.where(near, -1.0, t))))
 
 
-def _make(name, fields, icdf, log_prob, cdf, support, doc, **props):
-    """A named :class:`InverseCDF` family with parameters ``fields`` (all positive)."""
+class Exponential(InverseCDF):
+    """Exponential(rate): ``F(z) = -expm1(-rate z)``, ``z = -log1p(-u) / rate``."""
 
-    def __init__(self, *args, validate_args: bool | None = None):
-        InverseCDF.__init__(self, icdf, dict(zip(fields, args, strict=True)),
-                            log_prob_fn=log_prob, cdf_fn=cdf, validate_args=validate_args)
+    arg_constraints = {"rate": _POS}
+    support = constraints.nonnegative
 
-    attrs = {"__init__": __init__, "__doc__": doc, "__module__": __name__,
-             "arg_constraints": dict.fromkeys(fields, _POS), "support": support}
-    attrs.update({k: (v if k == "entropy" else property(v)) for k, v in props.items()})
-    return type(name, (InverseCDF,), attrs)
+    def __init__(self, rate, validate_args: bool | None = None):
+        super().__init__(lambda p, rate: -torch.log1p(-p) / rate, {"rate": rate},
+                         log_prob_fn=lambda x, rate: torch.log(rate) - rate * x,
+                         cdf_fn=lambda x, rate: -torch.expm1(-rate * x),
+                         validate_args=validate_args)
 
+    mean = property(lambda self: self.rate.reciprocal())
+    variance = property(lambda self: self.rate.pow(-2))
 
-Exponential = _make(
-    "Exponential", ("rate",),
-    icdf=lambda p, rate: -torch.log1p(-p) / rate,
-    log_prob=lambda x, rate: torch.log(rate) - rate * x,
-    cdf=lambda x, rate: -torch.expm1(-rate * x),
-    support=constraints.nonnegative,
-    doc="Exponential(rate): ``z = -log1p(-u) / rate``.",
-    mean=lambda d: d.rate.reciprocal(), variance=lambda d: d.rate.pow(-2),
-    entropy=lambda d: 1 - torch.log(d.rate))
+    def entropy(self) -> torch.Tensor:
+        return 1 - torch.log(self.rate)
 
 
-def _weibull_var(d):
-    g1 = torch.lgamma(1 + 1 / d.concentration)
-    return d.scale.pow(2) * torch.exp(2 * g1) * torch.expm1(
-        torch.lgamma(1 + 2 / d.concentration) - 2 * g1)
+def _weibull_log_prob(x, scale, concentration):
+    log_t = torch.log(x / scale)
+    return torch.log(concentration / scale) + (concentration - 1) * log_t - torch.exp(
+        concentration * log_t)
 
 
-Weibull = _make(
-    "Weibull", ("scale", "concentration"),
-    icdf=lambda p, scale, concentration: scale * torch.exp(
-        torch.log(-torch.log1p(-p)) / concentration),
-    log_prob=lambda x, scale, concentration: (
-        torch.log(concentration / scale) + (concentration - 1) * torch.log(x / scale)
-        - torch.exp(concentration * torch.log(x / scale))),
-    cdf=lambda x, scale, concentration: -torch.expm1(-torch.exp(concentration * torch.log(x / scale))),
-    support=constraints.positive,
-    doc="Weibull(scale, concentration k): ``z = scale * (-log1p(-u))^(1/k)``.",
-    mean=lambda d: d.scale * torch.exp(torch.lgamma(1 + 1 / d.concentration)),
-    variance=_weibull_var,
-    entropy=lambda d: _EULER * (1 - 1 / d.concentration) + torch.log(d.scale / d.concentration) + 1)
+class Weibull(InverseCDF):
+    """Weibull(scale, concentration k): ``F(z) = -expm1(-(z / scale)^k)``,
+    ``z = scale * exp(log(-log1p(-u)) / k)``."""
+
+    arg_constraints = {"scale": _POS, "concentration": _POS}
+    support = constraints.positive
+
+    def __init__(self, scale, concentration, validate_args: bool | None = None):
+        super().__init__(
+            lambda p, scale, concentration: scale * torch.exp(
+                torch.log(-torch.log1p(-p)) / concentration),
+            {"scale": scale, "concentration": concentration},
+            log_prob_fn=_weibull_log_prob,
+            cdf_fn=lambda x, scale, concentration: -torch.expm1(
+                -torch.exp(concentration * torch.log(x / scale))),
+            validate_args=validate_args)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.scale * torch.exp(torch.lgamma(1 + 1 / self.concentration))
+
+    @property
+    def variance(self) -> torch.Tensor:
+        """``scale^2 Gamma(1 + 1/k)^2 expm1(lgamma(1 + 2/k) - 2 lgamma(1 + 1/k))``."""
+        g1 = torch.lgamma(1 + 1 / self.concentration)
+        return self.scale.pow(2) * torch.exp(2 * g1) * torch.expm1(
+            torch.lgamma(1 + 2 / self.concentration) - 2 * g1)
+
+    def entropy(self) -> torch.Tensor:
+        k = self.concentration
+        return _EULER * (1 - 1 / k) + torch.log(self.scale / k) + 1
 
 
-def _pareto_mean(d):
-    a = d.alpha
-    return torch.where(a > 1, a * d.scale / (a - 1).clamp(min=1e-30), math.inf)
+class Pareto(InverseCDF):
+    """Pareto(scale, alpha) on ``[scale, inf)``: ``F(z) = -expm1(alpha log(scale / z))``,
+    ``z = scale * exp(-log1p(-u) / alpha)``."""
+
+    arg_constraints = {"scale": _POS, "alpha": _POS}
+
+    def __init__(self, scale, alpha, validate_args: bool | None = None):
+        super().__init__(
+            lambda p, scale, alpha: scale * torch.exp(-torch.log1p(-p) / alpha),
+            {"scale": scale, "alpha": alpha},
+            log_prob_fn=lambda x, scale, alpha: (torch.log(alpha) + alpha * torch.log(scale)
+                                                 - (alpha + 1) * torch.log(x)),
+            cdf_fn=lambda x, scale, alpha: -torch.expm1(alpha * torch.log(scale / x)),
+            validate_args=validate_args)
+
+    @constraints.dependent_property(is_discrete=False, event_dim=0)
+    def support(self):
+        return constraints.greater_than_eq(self.scale)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        a = self.alpha
+        return torch.where(a > 1, a * self.scale / (a - 1).clamp(min=1e-30), math.inf)
+
+    @property
+    def variance(self) -> torch.Tensor:
+        a = self.alpha
+        v = self.scale.pow(2) * a / ((a - 1).pow(2) * (a - 2)).clamp(min=1e-30)
+        return torch.where(a > 2, v, math.inf)
+
+    def entropy(self) -> torch.Tensor:
+        return torch.log(self.scale / self.alpha) + 1 + 1 / self.alpha
 
 
-def _pareto_var(d):
-    a = d.alpha
-    v = d.scale.pow(2) * a / ((a - 1).pow(2) * (a - 2)).clamp(min=1e-30)
-    return torch.where(a > 2, v, math.inf)
+def _kuma_icdf(p, concentration1, concentration0):
+    """``(1 - (1 - p)^(1/b))^(1/a) = exp(log(-expm1(log1p(-p) / b)) / a)``."""
+    return torch.exp(torch.log(-torch.expm1(torch.log1p(-p) / concentration0)) / concentration1)
 
 
-Pareto = _make(
-    "Pareto", ("scale", "alpha"),
-    icdf=lambda p, scale, alpha: scale * torch.exp(-torch.log1p(-p) / alpha),
-    log_prob=lambda x, scale, alpha: torch.log(alpha) + alpha * torch.log(scale) - (alpha + 1)
-    * torch.log(x),
-    cdf=lambda x, scale, alpha: -torch.expm1(alpha * torch.log(scale / x)),
-    support=constraints.dependent_property(
-        lambda self: constraints.greater_than_eq(self.scale), is_discrete=False, event_dim=0),
-    doc="Pareto(scale, alpha): ``z = scale * exp(-log1p(-u) / alpha)``, support ``z >= scale``.",
-    mean=_pareto_mean, variance=_pareto_var,
-    entropy=lambda d: torch.log(d.scale / d.alpha) + 1 + 1 / d.alpha)
+def _kuma_log_prob(x, concentration1, concentration0):
+    """``log(a b) + (a - 1) log z + (b - 1) log1mexp(a log z)``."""
+    a, b = concentration1, concentration0
+    return torch.log(a * b) + (a - 1) * torch.log(x) + (b - 1) * log1mexp(a * torch.log(x))
 
 
-def _kuma_moment(d, k):
-    """``E[z^k] = b B(1 + k/a, b)``."""
-    a, b = d.concentration1, d.concentration0
-    return torch.exp(torch.log(b) + torch.lgamma(1 + k / a) + torch.lgamma(b) - torch.lgamma(1 + k / a + b))
+class Kumaraswamy(InverseCDF):
+    """Kumaraswamy(a = concentration1, b = concentration0) on (0, 1): ``F(z) = 1 - (1 - z^a)^b``.
 
+    Every step is a ``log1p`` / ``expm1`` / ``log1mexp`` so both tails keep their digits.
+    """
 
-def _kuma_entropy(d):
-    """``H = (1 - 1/b) + (1 - 1/a) (digamma(b + 1) + gamma) - log(a b)``."""
-    a, b = d.concentration1, d.concentration0
-    return (1 - 1 / b) + (1 - 1 / a) * (torch.digamma(b + 1) + _EULER) - torch.log(a * b)
+    arg_constraints = {"concentration1": _POS, "concentration0": _POS}
+    support = constraints.unit_interval
 
+    def __init__(self, concentration1, concentration0, validate_args: bool | None = None):
+        super().__init__(
+            _kuma_icdf, {"concentration1": concentration1, "concentration0": concentration0},
+            log_prob_fn=_kuma_log_prob,
+            cdf_fn=lambda x, concentration1, concentration0: -torch.expm1(
+                concentration0 * log1mexp(concentration1 * torch.log(x))),
+            validate_args=validate_args)
 
-Kumaraswamy = _make(
-    "Kumaraswamy", ("concentration1", "concentration0"),
-    icdf=lambda p, concentration1, concentration0: torch.exp(
-        torch.log(-torch.expm1(torch.log1p(-p) / concentration0)) / concentration1),
-    log_prob=lambda x, concentration1, concentration0: (
-        torch.log(concentration1 * concentration0) + (concentration1 - 1) * torch.log(x)
-        + (concentration0 - 1) * log1mexp(concentration1 * torch.log(x))),
-    cdf=lambda x, concentration1, concentration0: -torch.expm1(
-        concentration0 * log1mexp(concentration1 * torch.log(x))),
-    support=constraints.unit_interval,
-    doc="Kumaraswamy(a, b) on (0, 1): ``F(z) = 1 - (1 - z^a)^b``, "
-        "``z = exp(log(-expm1(log1p(-u) / b)) / a)``.",
-    mean=lambda d: _kuma_moment(d, 1),
-    variance=lambda d: _kuma_moment(d, 2) - _kuma_moment(d, 1).pow(2),
-    entropy=_kuma_entropy)
+    def _moment(self, k: int) -> torch.Tensor:
+        """``E[z^k] = b B(1 + k/a, b)``."""
+        a, b = self.concentration1, self.concentration0
+        return torch.exp(torch.log(b) + torch.lgamma(1 + k / a) + torch.lgamma(b)
+                         - torch.lgamma(1 + k / a + b))
+
+    mean = property(lambda self: self._moment(1))
+    variance = property(lambda self: self._moment(2) - self._moment(1).pow(2))
+
+    def entropy(self) -> torch.Tensor:
+        """``H = (1 - 1/b) + (1 - 1/a) (digamma(b + 1) + gamma) - log(a b)``."""
+        a, b = self.concentration1, self.concentration0
+        return (1 - 1 / b) + (1 - 1 / a) * (torch.digamma(b + 1) + _EULER) - torch.log(a * b)
 
 
 _LOG_HALF_PI = 0.5 * math.log(0.5 * math.pi)
-HalfNormal = _make(
-    "HalfNormal", ("scale",),
-    icdf=lambda p, scale: scale * math.sqrt(2.0) * torch.erfinv(p),
-    log_prob=lambda x, scale: -_LOG_HALF_PI - torch.log(scale) - 0.5 * (x / scale).pow(2),
-    cdf=lambda x, scale: torch.erf(x / (scale * math.sqrt(2.0))),
-    support=constraints.nonnegative,
-    doc="HalfNormal(scale): ``|N(0, scale^2)|``, ``z = scale sqrt(2) erfinv(u)``.",
-    mean=lambda d: d.scale * math.sqrt(2 / math.pi),
-    variance=lambda d: d.scale.pow(2) * (1 - 2 / math.pi),
-    entropy=lambda d: 0.5 * math.log(0.5 * math.pi * math.e) + torch.log(d.scale))
+
+
+class HalfNormal(InverseCDF):
+    """HalfNormal(scale) = ``|N(0, scale^2)|``: ``z = scale sqrt(2) erfinv(u)``."""
+
+    arg_constraints = {"scale": _POS}
+    support = constraints.nonnegative
+
+    def __init__(self, scale, validate_args: bool | None = None):
+        super().__init__(
+            lambda p, scale: scale * math.sqrt(2.0) * torch.erfinv(p), {"scale": scale},
+            log_prob_fn=lambda x, scale: (-_LOG_HALF_PI - torch.log(scale)
+                                          - 0.5 * (x / scale).pow(2)),
+            cdf_fn=lambda x, scale: torch.erf(x / (scale * math.sqrt(2.0))),
+            validate_args=validate_args)
+
+    mean = property(lambda self: self.scale * math.sqrt(2 / math.pi))
+    variance = property(lambda self: self.scale.pow(2) * (1 - 2 / math.pi))
+
+    def entropy(self) -> torch.Tensor:
+        return 0.5 * math.log(0.5 * math.pi * math.e) + torch.log(self.scale)
 
 
 class LogNormal(TransformedDistribution, Reparameterized):

@@ -77,20 +77,32 @@ STANDARD: dict[str, StandardNoise] = {
 }
 
 
-def _family(name: str, doc: str) -> type[LocationScale]:
-    """A named location-scale family ``Cls(loc, scale)`` over ``STANDARD[name]``."""
+class Laplace(LocationScale):
+    """Laplace: ``p(z) = exp(-|z - loc| / scale) / (2 scale)``."""
 
     def __init__(self, loc, scale, validate_args: bool | None = None):
-        LocationScale.__init__(self, STANDARD[name], loc, scale, validate_args=validate_args)
-
-    return type(name.capitalize(), (LocationScale,), {"__init__": __init__, "__doc__": doc,
-                                                       "__module__": __name__})
+        super().__init__(STANDARD["laplace"], loc, scale, validate_args=validate_args)
 
 
-Laplace = _family("laplace", "Laplace: ``p(z) = exp(-|z - loc| / scale) / (2 scale)``.")
-Logistic = _family("logistic", "Logistic: ``F(z) = sigmoid((z - loc) / scale)``.")
-Cauchy = _family("cauchy", "Cauchy: ``p(z) = 1 / (pi scale (1 + ((z - loc) / scale)^2))``.")
-Gumbel = _family("gumbel", "Gumbel (max): ``F(z) = exp(-exp(-(z - loc) / scale))``.")
+class Logistic(LocationScale):
+    """Logistic: ``F(z) = sigmoid((z - loc) / scale)``."""
+
+    def __init__(self, loc, scale, validate_args: bool | None = None):
+        super().__init__(STANDARD["logistic"], loc, scale, validate_args=validate_args)
+
+
+class Cauchy(LocationScale):
+    """Cauchy: ``p(z) = 1 / (pi scale (1 + ((z - loc) / scale)^2))`` (mean nan, variance inf)."""
+
+    def __init__(self, loc, scale, validate_args: bool | None = None):
+        super().__init__(STANDARD["cauchy"], loc, scale, validate_args=validate_args)
+
+
+class Gumbel(LocationScale):
+    """Gumbel (maximum): ``F(z) = exp(-exp(-(z - loc) / scale))``."""
+
+    def __init__(self, loc, scale, validate_args: bool | None = None):
+        super().__init__(STANDARD["gumbel"], loc, scale, validate_args=validate_args)
 
 
 class Uniform(LocationScale):

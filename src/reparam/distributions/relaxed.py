@@ -73,6 +73,11 @@ class _Relaxed(Reparameterized):
         event = torch.Size() if self._binary else given.shape[-1:]
         super().__init__(batch, event, validate_args=validate_args)
 
+    @property
+    def arg_constraints(self) -> dict:  # the parameters given (probs or logits), not both
+        return {k: c for k, c in self._constraints.items()
+                if k == "temperature" or k in self.__dict__}
+
     @lazy_property
     def logits(self) -> torch.Tensor:
         return probs_to_logits(self.probs, is_binary=self._binary)
@@ -109,7 +114,7 @@ class RelaxedOneHotCategorical(_Relaxed):
     - K logsumexp_k(l_k - T log y_k)``.
     """
 
-    arg_constraints = {"temperature": constraints.positive, "probs": constraints.simplex,
+    _constraints = {"temperature": constraints.positive, "probs": constraints.simplex,
                        "logits": constraints.real_vector}
     support = constraints.simplex
 
@@ -147,7 +152,7 @@ class RelaxedBernoulli(_Relaxed):
     - log y - log(1 - y)``.
     """
 
-    arg_constraints = {"temperature": constraints.positive, "probs": constraints.unit_interval,
+    _constraints = {"temperature": constraints.positive, "probs": constraints.unit_interval,
                        "logits": constraints.real}
     support = constraints.unit_interval
     _binary = True
@@ -171,3 +176,15 @@ class RelaxedBernoulli(_Relaxed):
         t = self.temperature
         diff = self.logits - t * x
         return torch.log(t) + diff - 2 * F.softplus(diff) - F.logsigmoid(x) - F.logsigmoid(-x)
+
+    def cdf(self, value: torch.Tensor) -> torch.Tensor:
+        """``F(y) = sigmoid(T logit(y) - logits)``."""
+        if self._validate_args:
+            self._validate_sample(value)
+        return torch.sigmoid(self.temperature * (torch.log(value) - torch.log1p(-value))
+                             - self.logits)
+
+    def icdf(self, value: torch.Tensor) -> torch.Tensor:
+        """``F^{-1}(p) = sigmoid((logits + logit(p)) / T)``."""
+        return torch.sigmoid((self.logits + torch.log(value) - torch.log1p(-value))
+                             / self.temperature)
