@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from reparam.data import MissingDataError, data_root, load_dataset
+from reparam.data import DataFileError, MissingDataError, data_root, load_dataset
 from reparam.data import amat as amat_mod
 from reparam.data import idx as idx_mod
 from reparam.data.download import cache_dir, ensure_files, fetch, locate
@@ -179,3 +179,15 @@ def test_amat_truncated_download_is_refused(served_amat, tmp_path):
     with pytest.raises(MissingDataError, match="truncated or corrupt"):
         load_dataset("binarized-mnist", data_dir=tmp_path)
     assert "binarized_mnist_train.amat" not in leftovers(tmp_path / "binarized_mnist")
+
+
+def test_local_amat_with_other_pixels_needs_verify_false(served_amat, tmp_path):
+    served, xs = served_amat
+    other = 1 - xs["train"]  # a different binarization, well-formed
+    (tmp_path / "binarized_mnist").mkdir()
+    for s, x in {**xs, "train": other}.items():
+        (tmp_path / "binarized_mnist" / f"binarized_mnist_{s}.amat").write_bytes(amat_text(x))
+    with pytest.raises(DataFileError, match="verify=False"):
+        load_dataset("binarized-mnist", data_dir=tmp_path, download=False)
+    ds = load_dataset("binarized-mnist", data_dir=tmp_path, download=False, verify=False)
+    np.testing.assert_array_equal(ds.train.numpy(), other)

@@ -31,6 +31,8 @@ CANONICAL_MD5 = {
 _WIDTH = 784
 _SPACE = np.zeros(256, bool)
 _SPACE[[9, 10, 13, 32]] = True
+_CLASS = bytes(np.select([np.arange(256) == 48, np.arange(256) == 49, np.arange(256) == 10,
+                          _SPACE], [0, 1, 3, 2], 4).astype(np.uint8))
 
 
 def _fixed_width(a: np.ndarray) -> np.ndarray | None:
@@ -54,25 +56,26 @@ def _fixed_width(a: np.ndarray) -> np.ndarray | None:
     return (v[:, cols[0]::step][:, :_WIDTH] if regular else v[:, cols]) - np.uint8(48)
 
 
-def _general(a: np.ndarray, data: bytes, source: str) -> np.ndarray:
-    """Any white space between values: masks over the bytes, per-line counts by reduceat."""
-    d = a - np.uint8(48)  # '0' -> 0, '1' -> 1, anything else > 1 (wraps)
-    digit = d <= 1
-    for bad, what in ((~(digit | _SPACE[a]), "unexpected byte"),
+def _general(data: bytes, source: str) -> np.ndarray:
+    """Any white space between values: one byte-translation to classes, then masks and
+    per-line value counts by ``np.add.reduceat``."""
+    c = np.frombuffer(data.translate(_CLASS), np.uint8)  # 0/1 value, 2 blank, 3 \\n, 4 bad
+    digit = c <= 1
+    for bad, what in ((c == 4, "unexpected byte"),
                       (np.append(digit[1:] & digit[:-1], False), "a value with several digits")):
         if bad.any():
             i = int(np.argmax(bad))
             line = data.count(b"\n", 0, i) + 1
             raise DataFileError(f"{source}: line {line}: {what} "
                                 f"{data[i:i + 2]!r} (values must be 0 or 1, white-space separated)")
-    starts = np.concatenate(([0], np.flatnonzero(a == 10) + 1))
-    starts = starts[starts < len(a)]
+    starts = np.concatenate(([0], np.flatnonzero(c == 3) + 1))
+    starts = starts[starts < len(c)]
     counts = np.add.reduceat(digit.view(np.uint8), starts, dtype=np.uint32)
     wrong = np.flatnonzero((counts != 0) & (counts != _WIDTH))
     if len(wrong):
         raise DataFileError(f"{source}: line {wrong[0] + 1} has {counts[wrong[0]]} values, "
                             f"expected {_WIDTH} (truncated or corrupt)")
-    return d[digit].reshape(-1, _WIDTH)
+    return c[digit].reshape(-1, _WIDTH)
 
 
 def parse_amat(data: bytes, source: str = "<bytes>", rows: int | None = None) -> np.ndarray:
@@ -80,7 +83,7 @@ def parse_amat(data: bytes, source: str = "<bytes>", rows: int | None = None) ->
     a = np.frombuffer(data, np.uint8)
     x = _fixed_width(a)
     if x is None:
-        x = _general(a, data, source) if len(a) else np.zeros((0, _WIDTH), np.uint8)
+        x = _general(data, source) if len(a) else np.zeros((0, _WIDTH), np.uint8)
     if rows is not None and len(x) != rows:
         raise DataFileError(f"{source}: {len(x)} rows, expected {rows} (truncated or corrupt)")
     return x

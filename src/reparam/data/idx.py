@@ -95,7 +95,8 @@ IDX_DATASETS = {
     ),
     "kmnist": IdxSpec(
         "Kuzushiji-MNIST", "kmnist",
-        ("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
+        ("https://codh.rois.ac.jp/kmnist/dataset/kmnist/",
+         "http://codh.rois.ac.jp/kmnist/dataset/kmnist/"),
         {"train-images-idx3-ubyte.gz": "bdb82020997e1d708af4cf47b453dcf7",
          "train-labels-idx1-ubyte.gz": "e144d726b3acfaa3e44228e80efcd344",
          "t10k-images-idx3-ubyte.gz": "5c965bf0a639b31b8f53240b1b52f4d7",
