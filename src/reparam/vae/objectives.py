@@ -1,24 +1,91 @@
-"""Objectives: scalars to minimise plus detached metrics, in nats per example."""
+r"""Objectives: scalars to minimise plus detached metrics, in nats per example.
+
+- :func:`elbo`: ``ELBO = E_q[log p(x|z)] - KL(q(z|x) || p(z))``, the KL analytic (diagonal
+  Gaussian posterior, standard normal prior) or Monte Carlo (``log q(z|x) - log p(z)`` at the
+  same samples); ``beta`` weights the KL (beta-VAE, KL warm-up via :func:`linear_warmup`);
+  ``free_bits`` floors the KL per latent dimension (Kingma et al. 2016).
+- :func:`iwae`: ``log (1/k) sum_i w_i``, ``w_i = p(x, z_i) / q(z_i|x)`` (Burda et al. 2016).
+- Gradient estimators (``estimator=``): ``"pathwise"`` (the reparameterization gradient),
+  ``"stl"`` (sticking the landing, Roeder et al. 2017: ``log q`` at detached posterior
+  parameters, dropping the zero-mean score term; ELBO only, it biases IWAE) and ``"dreg"``
+  (doubly reparameterized IWAE gradients, Tucker et al. 2019).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
-from ..distributions import kl_normal_standard
+from ..distributions import Normal, kl_normal_standard
 from ..noise import NoiseSource
+from .priors import StandardNormalPrior
+
+ELBO_ESTIMATORS = ("pathwise", "stl")
+IWAE_ESTIMATORS = ("pathwise", "dreg")
+KL_MODES = ("auto", "analytic", "mc")
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 @dataclass
 class Loss:
     """``loss`` is minimised; ``elbo``, ``recon`` (= -E_q log p(x|z)) and ``kl`` are detached
-    means over the batch in nats per example."""
+    means over the batch in nats per example (for :func:`iwae`, ``elbo`` is the IWAE bound)."""
 
     loss: torch.Tensor
     elbo: torch.Tensor
     recon: torch.Tensor
     kl: torch.Tensor
+
+
+def linear_warmup(step: int, warmup_steps: int, final: float = 1.0, start: float = 0.0) -> float:
+    """KL warm-up: ``beta = start + (final - start) * min(1, step / warmup_steps)``."""
+    if warmup_steps < 0:
+        raise ValueError(f"linear_warmup: 'warmup_steps' must be >= 0, got {warmup_steps}")
+    frac = 1.0 if warmup_steps == 0 else min(1.0, max(0.0, step / warmup_steps))
+    return start + (final - start) * frac
+
+
+def sample_posterior(q, num_samples: int, noise: NoiseSource | None = None):
+    """``(z, log q(z|x))`` with ``z`` (S, B, L) reparameterized and ``log q`` (S, B)."""
+    if hasattr(q, "rsample_with_log_prob"):
+        return q.rsample_with_log_prob((num_samples,), noise=noise)
+    z = q.rsample((num_samples,), noise=noise)
+    return z, _sum_to(q.log_prob(z), z.dim() - 1)
+
+
+def log_q_detached(q, z: torch.Tensor) -> torch.Tensor:
+    """``log q(z|x)`` with the posterior's parameters cut from the graph (z stays attached)."""
+    if hasattr(q, "log_prob_detached"):
+        return q.log_prob_detached(z)
+    if hasattr(q, "rsample_with_log_prob"):
+        raise ValueError(f"{type(q).__name__} cannot evaluate log q at a given z (a flow without "
+                         f"inverse): use estimator='pathwise'")
+    from ..estimators import detach_params
+    return _sum_to(detach_params(q).log_prob(z), z.dim() - 1)
+
+
+def log_weights(model, x: torch.Tensor, num_samples: int, noise: NoiseSource | None = None,
+                estimator: str = "pathwise"):
+    """``(log w, log p(x|z), log p(z), log q(z|x), z)``, each (S, B) but ``z``;
+    ``log w = log p(x|z) + log p(z) - log q(z|x)`` (with ``log q`` at detached parameters
+    for STL / DReG). The building block of every objective and of importance sampling."""
+    q = model.encode(x)
+    z, log_q = sample_posterior(q, num_samples, noise)
+    log_q_used = log_q if estimator == "pathwise" else log_q_detached(q, z)
+    log_px = model.log_likelihood(x, z)
+    log_pz = model.prior().log_prob(z)
+    return log_px + log_pz - log_q_used, log_px, log_pz, log_q, z
+
+
+def _sum_to(t: torch.Tensor, ndim: int) -> torch.Tensor:
+    return t.sum(tuple(range(ndim, t.dim()))) if t.dim() > ndim else t
+
+
+def _check(name: str, value: str, choices: tuple[str, ...], hint: str = "") -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}{hint}")
 
 
 def elbo(
@@ -27,18 +94,82 @@ def elbo(
     num_samples: int = 1,
     beta: float = 1.0,
     noise: NoiseSource | None = None,
+    *,
+    estimator: str = "pathwise",
+    kl: str = "auto",
+    free_bits: float = 0.0,
 ) -> Loss:
-    r"""Negative ELBO with analytic KL:
+    r"""Negative ELBO ``-E_q[log p(x|z)] + beta * KL``, ``num_samples`` draws of ``z`` per example.
 
-    ``-ELBO(x) = -E_{q(z|x)}[log p(x|z)] + KL(q(z|x) || N(0, I))``, the expectation estimated
-    with ``num_samples`` reparameterized draws ``z = mu + exp(logvar / 2) * eps``. ``beta``
-    weights the KL in the loss (beta-VAE); the reported ``elbo`` always uses beta = 1.
+    ``kl="auto"`` uses ``KL = (mu^2 + expm1(logvar) - logvar) / 2`` summed over dimensions
+    when the posterior is a diagonal :class:`Normal`, the prior standard normal and the
+    estimator pathwise; otherwise ``KL ~= mean_s [log q(z_s|x) - log p(z_s)]``.
+    ``free_bits = lambda`` replaces ``KL`` in the loss by ``sum_j max(lambda, mean_batch KL_j)``
+    (per dimension j when the KL factorizes over dimensions, else ``max(lambda L, KL)``).
+    The reported ``elbo`` is the plain ELBO (beta = 1, no floor).
     """
-    q = model.encode(x)                                   # (B, L)
-    z = q.rsample((num_samples,), noise=noise)            # (S, B, L)
-    recon = -model.log_likelihood(x, z).mean(0)           # (B,)
-    kl = kl_normal_standard(q.loc, q.logvar).sum(-1)      # (B,)
-    loss = (recon + beta * kl).mean()
+    _check("estimator", estimator, ELBO_ESTIMATORS,
+           " ('dreg' is for iwae(); for the ELBO it reduces to 'stl')" if estimator == "dreg" else "")
+    _check("kl", kl, KL_MODES)
+    if free_bits < 0:
+        raise ValueError(f"free_bits must be >= 0, got {free_bits}")
+    q = model.encode(x)
+    factorized = isinstance(q, Normal) and isinstance(model.prior_module, StandardNormalPrior)
+    analytic = factorized and estimator == "pathwise" and kl != "mc"
+    if kl == "analytic" and not analytic:
+        raise ValueError("kl='analytic' needs a diagonal Normal posterior, a standard normal "
+                         "prior and estimator='pathwise'")
+    z, log_q = sample_posterior(q, num_samples, noise)               # (S, B, L), (S, B)
+    recon = -model.log_likelihood(x, z).mean(0)                       # (B,)
+    kl_dims = None
+    if analytic:
+        kl_dims = kl_normal_standard(q.loc, q.logvar)                 # (B, L)
+        kl_b = kl_dims.sum(-1)
+    else:
+        qe = q if estimator == "pathwise" else None
+        log_q_used = log_q if qe is not None else log_q_detached(q, z)
+        kl_b = (log_q_used - model.prior().log_prob(z)).mean(0)       # (B,)
+        if factorized and free_bits > 0:
+            from ..estimators import detach_params
+            qd = q if qe is not None else detach_params(q)
+            kl_dims = (qd.log_prob(z) + 0.5 * z.pow(2) + _HALF_LOG_2PI).mean(0)
+    if free_bits > 0:
+        if kl_dims is not None:
+            kl_term = kl_dims.mean(0).clamp(min=free_bits).sum()
+        else:
+            kl_term = kl_b.mean().clamp(min=free_bits * z.shape[-1])
+    else:
+        kl_term = kl_b.mean()
+    loss = recon.mean() + beta * kl_term
     with torch.no_grad():
-        recon_m, kl_m = recon.mean(), kl.mean()
+        recon_m, kl_m = recon.mean(), kl_b.mean()
     return Loss(loss=loss, elbo=-(recon_m + kl_m), recon=recon_m, kl=kl_m)
+
+
+def iwae(model, x: torch.Tensor, k: int = 5, noise: NoiseSource | None = None, *,
+         estimator: str = "pathwise") -> Loss:
+    r"""Negative IWAE bound ``-log (1/k) sum_i w_i`` with ``k`` importance samples per example.
+
+    ``k = 1`` is the single-sample ELBO with Monte Carlo KL. ``estimator="dreg"``: gradients
+    ``sum_i w~_i grad log w_i`` for the model (prior, decoder) and
+    ``sum_i w~_i^2 (d log w_i / d z_i)(d z_i / d phi)`` for the posterior, ``log q`` at detached
+    parameters, ``w~`` the normalised weights (the squared weight enters through a hook on z).
+    ``recon`` and ``kl`` report the mean of ``-log p(x|z_i)`` and ``log q - log p(z_i)``.
+    """
+    _check("estimator", estimator, IWAE_ESTIMATORS,
+           " ('stl' biases the IWAE gradient: use 'dreg')" if estimator == "stl" else "")
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    log_w, log_px, log_pz, log_q, z = log_weights(model, x, k, noise, estimator)
+    bound = torch.logsumexp(log_w, 0) - math.log(k)                   # (B,)
+    if estimator == "dreg":
+        w = torch.softmax(log_w.detach(), 0)                          # (k, B)
+        if z.requires_grad:
+            z.register_hook(lambda g: g * w.unsqueeze(-1))
+        surrogate = -(w * log_w).sum(0).mean()
+        loss = -bound.detach().mean() + (surrogate - surrogate.detach())
+    else:
+        loss = -bound.mean()
+    with torch.no_grad():
+        recon, kl = -log_px.mean(), (log_q - log_pz).mean()
+    return Loss(loss=loss, elbo=bound.detach().mean(), recon=recon, kl=kl)
