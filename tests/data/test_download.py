@@ -135,6 +135,14 @@ def test_mirror_argument_is_tried_first(served_mnist, tmp_path, monkeypatch):
     assert ds.train.shape == (60, 784)
 
 
+def test_file_url_mirror_from_the_environment(served_mnist, tmp_path, monkeypatch):
+    served, _, _ = served_mnist
+    spec = dataclasses.replace(idx_mod.IDX_DATASETS["mnist"], homes=("http://127.0.0.1:9/",))
+    monkeypatch.setitem(idx_mod.IDX_DATASETS, "mnist", spec)
+    monkeypatch.setenv("REPARAM_DATA_MIRROR", served.as_uri())
+    assert load_dataset("mnist", data_dir=tmp_path / "d").test.shape == (20, 784)
+
+
 @pytest.fixture
 def served_amat(http_dir, monkeypatch):
     """Tiny binarized-MNIST files served (uncompressed, as published), sizes/md5s patched."""

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from reparam.data import DATASETS, DataFileError, load_dataset
+from reparam.data import DATASETS, DataFileError, MissingDataError, load_dataset
 from reparam.data.binarize import binarize_splits
 
 RNG = np.random.default_rng(0)
@@ -121,6 +121,8 @@ def test_registry_names_and_errors(tmp_path):
         load_dataset("cifar")
     with pytest.raises(ValueError, match=f"npy:{tmp_path}"):
         load_dataset(str(tmp_path))  # an existing path without a scheme: say which to use
+    with pytest.raises(MissingDataError):  # seed is dropped for the static set, not an error
+        load_dataset("binarized-mnist", data_dir=tmp_path, download=False, seed=3)
     ds = load_dataset("digits", data_dir=tmp_path)  # location keywords are ignored by digits
     assert ds.image_shape == (1, 8, 8) and ds.binary and ds.binarization == "threshold"
     assert not load_dataset("digits", binarize=False).binary

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import sys
 import tempfile
 import urllib.request
 import zlib
@@ -140,6 +141,7 @@ def ensure_files(
     for name in missing:
         urls = [base.rstrip("/") + "/" + name for base in bases]
         on_tmp = None if check is None else (lambda p, n=name: check(n, p))
+        print(f"reparam: downloading {name} to {root / subdir}", file=sys.stderr)
         try:
             found[name] = fetch(urls, root / subdir / name, (md5 or {}).get(name), on_tmp)
         except MissingDataError as err:

@@ -28,9 +28,9 @@ SCHEMES: dict[str, Callable[..., Dataset]] = {
     "npz": load_arrays,
     "folder": load_image_folder,
 }
-# Keywords about where files live; loaders that read no downloadable files ignore them,
-# so one CLI can pass --data-dir whatever the dataset.
-LOCATION_KEYS = ("data_dir", "download", "mirror")
+# Keywords a loader may not use (where files live; a seed for data with no randomness):
+# dropped for loaders without them, so one CLI can pass --data-dir / --seed for any dataset.
+OPTIONAL_KEYS = ("data_dir", "download", "mirror", "seed")
 
 
 def load_dataset(name: str = "digits", **kwargs) -> Dataset:
@@ -47,7 +47,7 @@ def load_dataset(name: str = "digits", **kwargs) -> Dataset:
             f"{', '.join(s + ':<path>' for s in SCHEMES)}{hint}"
         )
     params = inspect.signature(loader).parameters
-    for key in LOCATION_KEYS:
+    for key in OPTIONAL_KEYS:
         if key not in params:
             kwargs.pop(key, None)
     return loader(*args, **kwargs)
