@@ -38,6 +38,19 @@ def test_uint8_scaled_by_255_and_binary_detected(tmp_path):
     assert load_dataset(f"npy:{tmp_path / 'b.npz'}").binary
 
 
+def test_one_scale_for_all_splits(tmp_path):
+    x = np.zeros((10, 4), np.uint8)
+    x[:8, 0] = 200  # train has 0..255 values, test has only 0s and 1s
+    x[8:, 1] = 1
+    np.savez(tmp_path / "s.npz", train=x[:8], test=x[8:])
+    ds = load_dataset(f"npy:{tmp_path / 's.npz'}")
+    torch.testing.assert_close(ds.test, torch.from_numpy(x[8:] / 255.0).float())
+    dark = RNG.integers(0, 2, (6, 3, 3), dtype=np.uint8)  # an image folder always divides by 255
+    for i, a in enumerate(dark):
+        _png(tmp_path / "dark" / f"{i}.png", a)
+    assert load_dataset(f"folder:{tmp_path / 'dark'}", test_fraction=0.5).train.max() <= 1 / 255
+
+
 def test_channels_last_is_moved_to_chw(tmp_path):
     x = RNG.integers(0, 256, (12, 4, 5, 3), dtype=np.uint8)
     np.savez(tmp_path / "c.npz", x=x, y=np.arange(12) % 3)

@@ -99,4 +99,4 @@ def load_image_folder(
         if names:
             labels[s] = np.array([codes[c] for _, c in items], dtype=np.int64)
         start += len(items)
-    return build(f"folder:{root}", parts, labels, binarize, seed, tuple(names) or None)
+    return build(f"folder:{root}", parts, labels, binarize, seed, tuple(names) or None, 255.0)

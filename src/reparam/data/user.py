@@ -1,11 +1,12 @@
 """A user's own data: ``.npy`` / ``.npz`` arrays (``load_dataset("npy:<path>")``).
 
-Values must be in [0, 1], or in 0..255 (integers; divided by 255). Integer arrays whose
-maximum is at most 1 are taken as 0/1. Array shapes per example: (D,) (a square D is read
-as a 1 x s x s image), (H, W), (C, H, W) or (H, W, C) with C in {1, 3}; rows are
-flattened in (C, H, W) order. ``.npz`` keys: ``train``, ``test`` (optional ``valid``,
-``train_labels``, ``test_labels``, ``valid_labels``); or a single array / ``x`` (with optional
-``y`` labels) that is split by a seeded permutation. Nothing is unpickled.
+Values must be in [0, 1], or in 0..255 (integers; divided by 255), one scale for all
+splits. Integer arrays whose maximum is at most 1 are taken as 0/1. Array shapes per
+example: (D,) (a square D is read as a 1 x s x s image), (H, W), (C, H, W) or (H, W, C)
+with C in {1, 3}; rows are flattened in (C, H, W) order. ``.npz`` keys: ``train``,
+``test`` (optional ``valid``, ``train_labels``, ``test_labels``, ``valid_labels``); or a
+single array / ``x`` (with optional ``y`` labels) split by a seeded permutation.
+Nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from .download import DataFileError
 _LABEL_KEYS = {"train": "train_labels", "valid": "valid_labels", "test": "test_labels"}
 
 
-def to_unit(x: np.ndarray, source: str) -> np.ndarray:
-    """float32 copy of ``x`` in [0, 1]: kept if max <= 1, divided by 255 if integers <= 255."""
+def to_unit(x: np.ndarray, source: str, scale: float) -> np.ndarray:
+    """float32 ``x / scale`` in [0, 1]; ``scale`` 255 needs integers in 0..255."""
     if x.dtype.kind not in "biuf":
         raise ValueError(f"{source}: expected a numeric array, got dtype {x.dtype}")
     if x.size == 0:
@@ -33,12 +34,10 @@ def to_unit(x: np.ndarray, source: str) -> np.ndarray:
     xf = x.astype(np.float64)
     if not np.isfinite(xf).all() or xf.min() < 0:
         raise ValueError(f"{source}: values must be finite and >= 0 (in [0, 1] or 0..255)")
-    if xf.max() > 1:
-        if xf.max() > 255 or (xf != np.round(xf)).any():
-            raise ValueError(f"{source}: values above 1 must be integers in 0..255, "
-                             f"got range [{xf.min():g}, {xf.max():g}]")
-        xf /= 255.0
-    return xf.astype(np.float32)
+    if xf.max() > scale or (scale == 255 and (xf != np.round(xf)).any()):
+        raise ValueError(f"{source}: values above 1 must be integers in 0..255, "
+                         f"got range [{xf.min():g}, {xf.max():g}]")
+    return (xf / scale).astype(np.float32)
 
 
 def image_shape(example_shape: tuple[int, ...], source: str) -> tuple[tuple[int, int, int], bool]:
@@ -77,16 +76,23 @@ def build(
     binarize: str | bool | None,
     seed: int,
     classes: tuple[str, ...] | None = None,
+    scale: float | None = None,
 ) -> Dataset:
-    """A :class:`Dataset` from per-split example arrays (N, ...) and optional labels."""
+    """A :class:`Dataset` from per-split example arrays (N, ...) and optional labels.
+
+    Pixels are divided by ``scale``; ``None`` picks 255 if any split has a value above 1,
+    else 1 (one choice for all splits, so they are never scaled differently).
+    """
     shapes = {k: v.shape[1:] for k, v in parts.items()}
     if len(set(shapes.values())) != 1:
         raise ValueError(f"{name}: splits have different example shapes {shapes}")
     shape, last = image_shape(next(iter(shapes.values())), name)
+    if scale is None:
+        scale = 255.0 if any(v.size and v.max() > 1 for v in parts.values()) else 1.0
     x = {}
     for k, v in parts.items():
         v = np.moveaxis(v, -1, 1) if last else v
-        x[k] = torch.from_numpy(to_unit(v, f"{name} [{k}]").reshape(len(v), -1))
+        x[k] = torch.from_numpy(to_unit(v, f"{name} [{k}]", scale).reshape(len(v), -1))
     y = {}
     for k, v in labels.items():
         if v.ndim != 1 or len(v) != len(parts[k]) or v.dtype.kind not in "iub":
