@@ -67,10 +67,11 @@ def beta_dx_dab(log_x: torch.Tensor, log_y: torch.Tensor, a: torch.Tensor,
     ab = torch.digamma(a + b)
     upper_a = lx >= torch.digamma(a) - ab  # s_a >= 0 on [x, 1]
     upper_b = ly <= torch.digamma(b) - ab  # s_b <= 0 on [x, 1]
-    outs = (torch.empty_like(xy), torch.empty_like(xy))
+    outs = (torch.zeros_like(xy), torch.zeros_like(xy))
+    inner = xy > 0  # a sample that rounded to exactly 0 or 1 stays there: zero gradient
     for k, upper in enumerate((upper_a, upper_b)):
         for side in (True, False):
-            m = upper if side else ~upper
+            m = (upper if side else ~upper) & inner
             if m.any():
                 j = _side(lx[m], ly[m], a[m], b[m], side)[k]
                 outs[k][m] = xy[m] * j if side else -xy[m] * j
