@@ -48,8 +48,14 @@ def log_ndtr_diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``log(Phi(b) - Phi(a))`` for ``a <= b``, reflected to the lower tail when ``a > 0``."""
     flip = a > 0
     lo, hi = torch.where(flip, -b, a), torch.where(flip, -a, b)
-    lb = log_ndtr(hi)
-    return lb + log1mexp(log_ndtr(lo) - lb)
+    lb = _finite_or(hi, log_ndtr, 0.0)
+    return lb + log1mexp(_finite_or(lo, log_ndtr, -math.inf) - lb)
+
+
+def _finite_or(t, fn, at_inf: float):
+    """``fn(t)``, with ``at_inf`` where ``t`` is infinite and no gradient through it there."""
+    inf = torch.isinf(t)
+    return torch.where(inf, at_inf, fn(torch.where(inf, 0.0, t)))
 
 
 class _StdTruncIcdf(torch.autograd.Function):
@@ -133,10 +139,13 @@ class TruncatedNormal(InverseCDF):
     def _moments(self):
         a, b = _bounds(self.loc, self.scale, self.low, self.high)
         log_z = log_ndtr_diff(a, b)
-        ma = torch.exp(-0.5 * a * a - _LOG_SQRT_2PI - log_z)  # phi(a) / Z (0 at a = -inf)
-        mb = torch.exp(-0.5 * b * b - _LOG_SQRT_2PI - log_z)
-        am = torch.where(torch.isinf(a), 0.0, a * ma)
-        bm = torch.where(torch.isinf(b), 0.0, b * mb)
+        def m(t):  # phi(t) / Z and t phi(t) / Z, both 0 at t = +-inf (exp(-inf), no inf * 0)
+            inf = torch.isinf(t)
+            ts = torch.where(inf, 0.0, t)
+            mt = torch.exp(torch.where(inf, -math.inf, -0.5 * ts * ts - _LOG_SQRT_2PI - log_z))
+            return mt, ts * mt
+
+        (ma, am), (mb, bm) = m(a), m(b)
         return log_z, ma, mb, am, bm
 
     @property
@@ -146,12 +155,39 @@ class TruncatedNormal(InverseCDF):
 
     @property
     def variance(self) -> torch.Tensor:
+        """``scale^2 (1 + a m_a - b m_b - (m_a - m_b)^2)``, ``m_t = phi(t) / Z``; for an interval
+        on one side of 0 the tail form of :func:`_tail_variance` (no cancellation)."""
         _, ma, mb, am, bm = self._moments()
-        return self.scale.pow(2) * (1 + am - bm - (ma - mb).pow(2))
+        a, b = _bounds(self.loc, self.scale, self.low, self.high)
+        upper, lower = a >= 0, b <= 0
+        tail = _tail_variance(torch.where(upper, a, torch.where(lower, -b, 1.0)),
+                              torch.where(upper, b, torch.where(lower, -a, 2.0)))
+        var = torch.where(upper | lower, tail, 1 + am - bm - (ma - mb).pow(2))
+        return self.scale.pow(2) * var
 
     def entropy(self) -> torch.Tensor:
         log_z, _, _, am, bm = self._moments()
         return _LOG_SQRT_2PI + 0.5 + torch.log(self.scale) + log_z + 0.5 * (am - bm)
+
+
+def _tail_variance(alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """Variance of ``N(0, 1)`` on ``[alpha, beta]``, ``0 <= alpha``, from the moments of
+    ``y = x - alpha`` (density ``~ exp(-alpha y - y^2 / 2)``), with Mills ratios
+    ``R(t) = sqrt(pi / 2) erfcx(t / sqrt 2)`` and ``E = phi(beta) / phi(alpha)``:
+    ``I0 = R(alpha) - E R(beta)``, ``I1 = 1 - E - alpha I0``,
+    ``I2 = I0 - alpha I1 - (beta - alpha) E``; variance ``I2 / I0 - (I1 / I0)^2``."""
+
+    def mills(t):
+        return math.sqrt(math.pi / 2) * torch.special.erfcx(t / math.sqrt(2.0))
+
+    inf = torch.isinf(beta)
+    bs = torch.where(inf, alpha + 1, beta)  # a finite stand-in; E = exp(-inf) = 0 at beta = inf
+    e = torch.exp(torch.where(inf, -math.inf, -0.5 * (bs - alpha) * (bs + alpha)))
+    we = (bs - alpha) * e
+    i0 = mills(alpha) - e * torch.where(inf, 0.0, mills(bs))
+    i1 = 1 - e - alpha * i0
+    i2 = i0 - alpha * i1 - we
+    return i2 / i0 - (i1 / i0).pow(2)
 
 
 class _NotNaN(constraints.Constraint):
