@@ -86,7 +86,8 @@ class Antithetic(NoiseSource):
 
     def uniform(self, shape: Shape, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         u = self.base.uniform(self._half(shape), dtype, device)
-        return torch.cat([u, 1.0 - u])
+        top = 1.0 - torch.finfo(dtype).eps / 2  # 1 - u rounds to 1 for u < eps / 4: keep it < 1
+        return torch.cat([u, (1.0 - u).clamp_(max=top)])
 
     def __repr__(self) -> str:
         return f"Antithetic({self.base!r})"
