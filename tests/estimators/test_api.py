@@ -118,3 +118,14 @@ def test_errors():
     with pytest.raises(ValueError, match="unknown estimator"):
         get("bogus")
     assert STL.includes_log_q and DReG.includes_log_q and not Pathwise.includes_log_q
+
+
+def test_learned_baseline_reset_starts_over():
+    base = Learned()
+    loc = torch.zeros(4, requires_grad=True)
+    for _ in range(5):
+        ScoreFunction(base)(lambda z: z + 3.0, Normal(loc, torch.ones(4)), 2)
+    assert base.center.mean is not None and base.optimizer is not None
+    base.reset()
+    assert base.center.mean is None and base.optimizer is None
+    assert torch.all(base.values(torch.zeros(2, 4), Normal(loc, torch.ones(4))) == 0)

@@ -73,20 +73,30 @@ class LeaveOneOut(Baseline):
 
 
 class Learned(Baseline):
-    r"""Input-dependent baseline ``b(x)`` from a small network, fit online by minimising
-    ``(f(z) - b(x))^2`` with its own Adam optimizer (NVIL, Mnih & Gregor 2014).
+    r"""Input-dependent baseline ``b(x) = c + net(x)`` (NVIL, Mnih & Gregor 2014): ``c`` an
+    EMA of the costs (as :class:`EMA`), ``net`` a small network fit online to the residual
+    by minimising ``(f(z) - c - net(x))^2`` with its own Adam optimizer.
 
     ``x`` is the ``context=`` passed to the estimator (e.g. the data batch, shape
     ``(*rest, D)``); without one, the detached parameters of the distribution are the
-    features. ``net`` maps features ``(*rest, D)`` to ``(*rest, 1)``; by default an MLP
-    with one hidden layer of ``hidden`` tanh units is built on first use.
+    features. ``net`` maps ``(*rest, D)`` to ``(*rest, 1)``; by default an MLP with one
+    hidden layer of ``hidden`` tanh units and a zero-initialised output (so ``b = c`` at
+    first) is built lazily. State: ``center`` (an :class:`EMA`), ``net``, ``optimizer``.
     """
 
-    def __init__(self, net: nn.Module | None = None, lr: float = 1e-2, hidden: int = 32) -> None:
-        self.net = net if net is not None else nn.Sequential(
-            nn.LazyLinear(hidden), nn.Tanh(), nn.Linear(hidden, 1))
-        self.lr = lr
+    def __init__(self, net: nn.Module | None = None, lr: float = 3e-3, hidden: int = 64,
+                 decay: float = 0.9) -> None:
+        self._default = net is None
+        self.hidden, self.lr = hidden, lr
+        self.net = self._default_net() if net is None else net
+        self.center = EMA(decay)
         self.optimizer: torch.optim.Optimizer | None = None
+
+    def _default_net(self) -> nn.Module:
+        out = nn.Linear(self.hidden, 1)
+        nn.init.zeros_(out.weight)
+        nn.init.zeros_(out.bias)
+        return nn.Sequential(nn.LazyLinear(self.hidden), nn.Tanh(), out)
 
     def _features(self, costs, dist, context):
         if context is not None:
@@ -103,22 +113,28 @@ class Learned(Baseline):
 
     def values(self, costs, dist, context=None):
         with torch.no_grad():
-            return self._predict(costs, dist, context)
+            return self.center.values(costs, dist) + self._predict(costs, dist, context)
 
     def update(self, costs, dist, context=None):
+        target = costs.detach() - self.center.values(costs, dist)
         with torch.enable_grad():
             pred = self._predict(costs, dist, context)
             if self.optimizer is None:
                 self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.lr)
-            loss = (costs.detach() - pred).pow(2).mean()
+            loss = (target - pred).pow(2).mean()
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
+        self.center.update(costs, dist)
 
     def reset(self):
-        for m in self.net.modules():
-            if hasattr(m, "reset_parameters") and not isinstance(m, nn.LazyLinear):
-                m.reset_parameters()
+        if self._default:
+            self.net = self._default_net()
+        else:
+            for m in self.net.modules():
+                if hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
+        self.center.reset()
         self.optimizer = None
 
     def __repr__(self) -> str:
