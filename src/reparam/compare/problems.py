@@ -46,10 +46,11 @@ _U = (_LEGENDRE[0] + 1) / 2          # Gauss-Legendre nodes on (0, 1)
 _U_W = _LEGENDRE[1] / 2
 
 
-def _var(second: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """``E[g^2] - E[g]^2``, with cancellation noise (below 1e-12 relative) set to 0."""
+def _var(second, first, scale: float = 0.0) -> np.ndarray:
+    """``E[g^2] - E[g]^2``, with cancellation noise set to 0: below ``1e-12`` of ``E[g^2]``
+    or ``1e-20`` of ``scale`` (the squared size of the terms that were subtracted)."""
     v = second - first**2
-    return np.where(v > 1e-12 * np.abs(second), v, 0.0)
+    return np.where(v > 1e-12 * np.abs(second) + 1e-20 * scale, v, 0.0)
 
 
 def _expect(h: Callable[[float], np.ndarray], lo: float, hi: float) -> np.ndarray:
@@ -108,8 +109,9 @@ def _measure_valued(cost: Cost, k: float, mu: float, sigma: float) -> np.ndarray
     """Rayleigh-coupled mean part (1-D); Maxwell/(Maxwell x uniform)-coupled scale part
     (outer adaptive over ``u``, inner Gauss-Legendre over ``U``)."""
     def g_mu(w):
-        d = (cost.f(mu + sigma * w, k) - cost.f(mu - sigma * w, k)) / (sigma * _SQRT_2PI)
-        return w * math.exp(-w * w / 2) * np.array([d, d * d])
+        a, b = cost.f(mu + sigma * w, k), cost.f(mu - sigma * w, k)
+        d = (a - b) / (sigma * _SQRT_2PI)
+        return w * math.exp(-w * w / 2) * np.array([d, d * d, (a * a + b * b) / sigma**2])
 
     def g_sigma(u):
         d = (cost.f(mu + sigma * u, k) - cost.f(mu + sigma * u * _U, k)) / sigma
@@ -117,4 +119,4 @@ def _measure_valued(cost: Cost, k: float, mu: float, sigma: float) -> np.ndarray
 
     a = _expect(g_mu, 0, np.inf)
     b = _expect(g_sigma, -np.inf, np.inf)
-    return np.array([_var(a[1], a[0]), _var(b[1], b[0])])
+    return np.array([_var(a[1], a[0], a[2]), _var(b[1], b[0])])

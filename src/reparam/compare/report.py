@@ -85,3 +85,87 @@ def survey_markdown(result: dict) -> str:
                         for n in names]
                 out.append(f"| {k:g} | " + " | ".join(vals) + f" | {', '.join(wins) or '-'} |")
     return "\n".join(out) + "\n"
+
+
+def vae_figures(result: dict, out_dir: str | Path) -> list[Path]:
+    """``vae_variance.png`` (encoder-gradient variance and SNR along training) and
+    ``vae_training.png`` (test ELBO against steps and seconds)."""
+    out_dir = Path(out_dir)
+    rows = result["variance"]
+    names = list(result["curves"])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for name in names:
+        sel = [r for r in rows if r["estimator"] == name]
+        steps = [r["step"] for r in sel]
+        c = COLORS.get(name)
+        axes[0].errorbar(steps, [r["variance"] for r in sel], yerr=[r["variance_se"] for r in sel],
+                         marker="o", color=c, label=name)
+        axes[1].plot(steps, [r["median_snr"] for r in sel], marker="o", color=c, label=name)
+    axes[0].set_ylabel("total variance of encoder gradient")
+    axes[1].set_ylabel("median SNR over encoder weights")
+    for ax in axes:
+        ax.set_yscale("log")
+        ax.set_xlabel("training step (pathwise run)")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"VAE on {result['data']}: encoder gradient at fixed parameters")
+    fig.tight_layout()
+    paths = [out_dir / "vae_variance.png", out_dir / "vae_training.png"]
+    fig.savefig(paths[0], dpi=90)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    for name in names:
+        curve = result["curves"][name]
+        for ax, key in zip(axes, ("step", "seconds"), strict=True):
+            ax.plot([r[key] for r in curve], [r["test_elbo"] for r in curve],
+                    color=COLORS.get(name), label=name)
+    axes[0].axhline(result["target_elbo"], color="k", ls=":", lw=1, label="target")
+    axes[0].set_xlabel("training step")
+    axes[1].set_xlabel("training seconds (this machine)")
+    axes[0].set_ylabel("test ELBO (nats)")
+    lo = min(r["test_elbo"] for c in result["curves"].values() for r in c[1:] or c)
+    hi = max(r["test_elbo"] for c in result["curves"].values() for r in c)
+    for ax in axes:
+        ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Test ELBO when the encoder is trained with each estimator")
+    fig.tight_layout()
+    fig.savefig(paths[1], dpi=90)
+    plt.close(fig)
+    return paths
+
+
+def vae_markdown(result: dict) -> str:
+    cfg = result["config"]
+    names = list(result["curves"])
+    rows = result["variance"]
+    steps = list(dict.fromkeys(r["step"] for r in rows))
+    out = [f"## VAE on {result['data']}: latent {cfg['latent_dim']}, hidden {cfg['hidden']}, "
+           f"batch {cfg['batch_size']}, S = {cfg['num_samples']} samples, {cfg['steps']} steps\n",
+           f"Total variance of the encoder gradient on one batch ({cfg['repeats']} estimates at "
+           "fixed parameters of the pathwise run), ratio to pathwise in brackets, and the "
+           "median SNR over encoder weights.\n",
+           "| estimator | " + " | ".join(f"variance @ step {s}" for s in steps)
+           + " | " + " | ".join(f"SNR @ {s}" for s in steps) + " |",
+           "|---" * (1 + 2 * len(steps)) + "|"]
+    for name in names:
+        cell = {r["step"]: r for r in rows if r["estimator"] == name}
+        ref = {r["step"]: r for r in rows if r["estimator"] == "pathwise"}
+        var = [f"{cell[s]['variance']:.3g} ({cell[s]['variance'] / ref[s]['variance']:.3g}x)"
+               for s in steps]
+        snr = [f"{cell[s]['median_snr']:.3g}" for s in steps]
+        out.append(f"| {name} | " + " | ".join(var + snr) + " |")
+    out += ["", f"Steps and seconds to reach test ELBO {result['target_elbo']:.2f} nats (what "
+            f"pathwise reaches at {cfg['target_fraction']:.0%} of the run; evaluated every "
+            f"{cfg['eval_every']} steps):\n",
+            "| estimator | steps to target | seconds to target | s / step | final test ELBO |",
+            "|---|---|---|---|---|"]
+    for name in names:
+        s = result["summary"][name]
+        st = "not reached" if s["steps_to_target"] is None else str(s["steps_to_target"])
+        sec = "-" if s["seconds_to_target"] is None else f"{s['seconds_to_target']:.1f}"
+        out.append(f"| {name} | {st} | {sec} | {s['seconds_per_step'] * 1e3:.1f} ms | "
+                   f"{s['final_test_elbo']:.2f} |")
+    return "\n".join(out) + "\n"
