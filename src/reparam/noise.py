@@ -51,9 +51,9 @@ class MonteCarlo(NoiseSource):
         return torch.randn(_as_shape(shape), dtype=dtype, device=device, generator=self.generator)
 
     def uniform(self, shape: Shape, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        u = torch.rand(_as_shape(shape), dtype=dtype, device=device, generator=self.generator)
-        tiny = torch.finfo(dtype).tiny
-        return u.clamp_(min=tiny)  # torch.rand lies in [0, 1): keep 0 out
+        u = torch.empty(_as_shape(shape), dtype=dtype, device=device)
+        # [tiny, 1) in one fused pass: tiny + (1 - tiny) * r with r in [0, 1) keeps 0 out
+        return u.uniform_(torch.finfo(dtype).tiny, 1.0, generator=self.generator)
 
     def __repr__(self) -> str:
         return "MonteCarlo()"

@@ -21,10 +21,8 @@ _EULER = 0.5772156649015329
 
 
 def _laplace_icdf(p):
-    """``F^{-1}(p) = log(2p)`` below 1/2, ``-log(2(1 - p))`` above (1 - p exact there)."""
-    lower = p < 0.5
-    return torch.where(lower, torch.log(2 * torch.where(lower, p, 0.25)),
-                       -torch.log(2 * torch.where(lower, 0.75, 1 - p)))
+    """``F^{-1}(p) = sign(p - 1/2) (-log(2q))``, ``q = min(p, 1 - p)`` (exact): no digits lost."""
+    return torch.copysign(-torch.log(2 * torch.minimum(p, 1 - p)), p - 0.5)
 
 
 def _laplace_cdf(x):
@@ -32,12 +30,11 @@ def _laplace_cdf(x):
 
 
 def _cauchy_icdf(p):
-    """``tan(pi (p - 1/2))`` in the middle, ``-cot(pi p)`` / ``cot(pi (1 - p))`` in the tails."""
-    mid = (p - 0.5).abs() < 0.25
-    pm = torch.where(mid, p - 0.5, 0.0)
-    pl = torch.where(p < 0.5, p, 1 - p).clamp(min=torch.finfo(p.dtype).tiny)
-    tail = torch.where(p < 0.5, -1.0, 1.0) / torch.tan(math.pi * torch.where(mid, 0.25, pl))
-    return torch.where(mid, torch.tan(math.pi * pm), tail)
+    """``tan(pi (p - 1/2)) = sin(pi (p - 1/2)) / sin(pi q)``, ``q = min(p, 1 - p)``: each sine
+    is taken where its argument is exact (``p - 1/2`` in the middle, ``q`` in the tails), so no
+    digits are lost anywhere (and no ``where``: 8 elementwise passes)."""
+    q = torch.minimum(p, 1 - p)
+    return torch.sin((p - 0.5).mul_(math.pi)).div_(torch.sin(q.mul_(math.pi)))
 
 
 def _cauchy_log_prob(x):
