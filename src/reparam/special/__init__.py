@@ -4,7 +4,7 @@
   on the regularized incomplete gamma function).
 - :func:`beta_dx_dab`: ``(dx/da, dx/db)`` for ``x ~ Beta(a, b)`` (incomplete beta).
 - :func:`student_t_dt_dnu`, :func:`von_mises_dtheta_dkappa`: the same for Student-t degrees
-  of freedom and the von Mises concentration.
+  of freedom, the von Mises concentration and the von Mises-Fisher height ``mu^T x``.
 - :func:`bessel_ratio`, :func:`log_iv`: ``I_{nu+1} / I_nu`` and ``log I_nu``.
 
 All reach about 1e-13 relative error against 40-digit mpmath (see tests/special/).
@@ -15,6 +15,7 @@ from .beta import beta_dx_dab
 from .gamma import gamma_dlogx_da
 from .student_t import student_t_dt_dnu
 from .von_mises import von_mises_dtheta_dkappa
+from .von_mises_fisher import vmf_dw_dkappa
 
 __all__ = ["gamma_dlogx_da", "beta_dx_dab", "student_t_dt_dnu", "von_mises_dtheta_dkappa",
-           "bessel_ratio", "log_iv"]
+           "bessel_ratio", "log_iv", "vmf_dw_dkappa"]

@@ -1,0 +1,89 @@
+"""Beta(concentration1, concentration0) with exact implicit reparameterization gradients."""
+
+from __future__ import annotations
+
+import torch
+import torch.distributions as td
+from torch.distributions import constraints
+from torch.distributions.kl import register_kl
+
+from ..noise import NoiseSource
+from ..special import beta_dx_dab
+from ._base import Reparameterized
+from ._builders import broadcast_params
+from .implicit import implicit_rsample, log_standard_gamma
+
+
+class Beta(Reparameterized):
+    r"""Beta with density ``x^(a-1) (1-x)^(b-1) / B(a, b)``, ``a = concentration1``,
+    ``b = concentration0``.
+
+    ``rsample``: ``x = G_a / (G_a + G_b)`` formed in log space (``log x = log G_a -
+    logaddexp(log G_a, log G_b)``, likewise ``log(1 - x)``), so ``a = 1e-3`` piles samples
+    at 0 and 1 as it should; gradients are the implicit ones of the Beta CDF,
+    ``dx/da = -(dI_x/da) / p(x)`` (same for ``b``), accurate to ~1e-11 relative and exactly
+    0 for a sample that rounded to 0 or 1. Noise: as :class:`~reparam.distributions.Gamma`.
+
+    Example::
+
+        >>> a = torch.tensor(2.0, requires_grad=True)
+        >>> Beta(a, torch.tensor(3.0)).rsample((4000,)).mean().backward()
+        >>> a.grad   # ~ d/da a/(a+b) = 3/25
+    """
+
+    arg_constraints = {"concentration1": constraints.positive,
+                       "concentration0": constraints.positive}
+    support = constraints.unit_interval
+    has_rsample = True
+    reparametrized_params = ("concentration1", "concentration0")
+
+    def __init__(self, concentration1, concentration0, validate_args: bool | None = None):
+        p = broadcast_params("Beta", concentration1=concentration1, concentration0=concentration0)
+        self.concentration1, self.concentration0 = p["concentration1"], p["concentration0"]
+        super().__init__(self.concentration1.shape, validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(Beta, _instance)
+        batch_shape = torch.Size(batch_shape)
+        new.concentration1 = self.concentration1.expand(batch_shape)
+        new.concentration0 = self.concentration0.expand(batch_shape)
+        super(Beta, new).__init__(batch_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    @property
+    def _torch(self) -> td.Beta:
+        return td.Beta(self.concentration1, self.concentration0, validate_args=False)
+
+    mean = property(lambda self: self.concentration1 / (self.concentration1 + self.concentration0))
+    variance = property(lambda self: self._torch.variance)
+    mode = property(lambda self: self._torch.mode)
+
+    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
+        shape = self._extended_shape(torch.Size(sample_shape))
+        log_a = log_standard_gamma(self.concentration1, shape, noise)
+        log_b = log_standard_gamma(self.concentration0, shape, noise)
+        total = torch.logaddexp(log_a, log_b)
+        log_x, log_y = log_a - total, log_b - total
+
+        def cdf_grad(x, a, b):  # ratio form: (dI/da, dI/db) / p(x) = -dx/dtheta
+            da, db = beta_dx_dab(log_x, log_y, a, b)
+            return -da, -db
+
+        return implicit_rsample(torch.exp(log_x), (self.concentration1, self.concentration0),
+                                cdf_grad)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """``(a-1) log x + (b-1) log(1-x) - log B(a, b)``."""
+        if self._validate_args:
+            self._validate_sample(value)
+        return self._torch.log_prob(value)
+
+    def entropy(self) -> torch.Tensor:
+        return self._torch.entropy()
+
+
+@register_kl(Beta, Beta)
+def _kl_beta_beta(p: Beta, q: Beta) -> torch.Tensor:
+    """Closed form (torch's): log-beta functions and digammas of both shapes."""
+    return td.kl_divergence(p._torch, q._torch)

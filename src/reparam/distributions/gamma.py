@@ -1,0 +1,86 @@
+"""Gamma(concentration, rate) with exact implicit reparameterization gradients."""
+
+from __future__ import annotations
+
+import torch
+import torch.distributions as td
+from torch.distributions import constraints
+from torch.distributions.kl import register_kl
+
+from ..noise import NoiseSource
+from ._base import Reparameterized
+from ._builders import broadcast_params
+from .implicit import implicit_log_gamma
+
+
+class Gamma(Reparameterized):
+    r"""Gamma with density ``rate^a z^(a-1) e^(-rate z) / Gamma(a)``, ``a = concentration``.
+
+    ``rsample``: ``z = G / rate`` with ``G`` from torch's Marsaglia-Tsang sampler (drawn in
+    log space, so ``a = 1e-3`` gives tiny or exactly-0 samples, never NaN) and the implicit
+    gradient ``dG/da = -(dP/da)(a, G) / p(G)`` accurate to ~1e-13 (:mod:`reparam.special`);
+    ``rate`` is a pathwise scale. ``rsample_log`` returns ``log z`` with the same gradients.
+    Noise: the Gamma draw uses the generator of a ``MonteCarlo`` source (else torch's global
+    one), the ``U^(1/a)`` boost for ``a < 1`` uses the source's uniforms.
+
+    Example::
+
+        >>> alpha = torch.tensor([0.5, 3.0], requires_grad=True)
+        >>> Gamma(alpha, torch.ones(2)).rsample((1000,)).mean(0).sum().backward()
+        >>> alpha.grad   # ~ [1, 1] = d E[z] / d alpha
+    """
+
+    arg_constraints = {"concentration": constraints.positive, "rate": constraints.positive}
+    support = constraints.nonnegative
+    has_rsample = True
+    reparametrized_params = ("concentration", "rate")
+
+    def __init__(self, concentration, rate=1.0, validate_args: bool | None = None):
+        p = broadcast_params("Gamma", concentration=concentration, rate=rate)
+        self.concentration, self.rate = p["concentration"], p["rate"]
+        super().__init__(self.concentration.shape, validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(Gamma, _instance)
+        batch_shape = torch.Size(batch_shape)
+        new.concentration = self.concentration.expand(batch_shape)
+        new.rate = self.rate.expand(batch_shape)
+        super(Gamma, new).__init__(batch_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    @property
+    def _torch(self) -> td.Gamma:
+        return td.Gamma(self.concentration, self.rate, validate_args=False)
+
+    mean = property(lambda self: self.concentration / self.rate)
+    mode = property(lambda self: ((self.concentration - 1) / self.rate).clamp(min=0))
+    variance = property(lambda self: self.concentration / self.rate.pow(2))
+
+    def rsample_log(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
+        """``log z``, differentiable; finite even where ``z`` underflows to 0."""
+        shape = self._extended_shape(torch.Size(sample_shape))
+        return implicit_log_gamma(self.concentration, shape, noise) - torch.log(self.rate)
+
+    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
+        return torch.exp(self.rsample_log(sample_shape, noise))
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """``a log rate + (a - 1) log z - rate z - lgamma(a)``."""
+        if self._validate_args:
+            self._validate_sample(value)
+        return self._torch.log_prob(value)
+
+    def cdf(self, value: torch.Tensor) -> torch.Tensor:
+        return torch.special.gammainc(self.concentration, self.rate * value)
+
+    def entropy(self) -> torch.Tensor:
+        """``a - log rate + lgamma(a) + (1 - a) digamma(a)``."""
+        return self._torch.entropy()
+
+
+@register_kl(Gamma, Gamma)
+def _kl_gamma_gamma(p: Gamma, q: Gamma) -> torch.Tensor:
+    """``(a_p - a_q) psi(a_p) - lgamma(a_p) + lgamma(a_q) + a_q log(r_p / r_q)
+    + a_p (r_q - r_p) / r_p`` (torch's closed form)."""
+    return td.kl_divergence(p._torch, q._torch)

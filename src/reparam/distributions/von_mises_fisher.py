@@ -1,0 +1,202 @@
+"""Von Mises-Fisher on the sphere ``S^{d-1}`` (any ``d >= 2``) and the uniform prior on it."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributions as td
+from torch.distributions import constraints
+from torch.distributions.kl import register_kl
+
+from ..noise import NoiseSource
+from ..special import bessel_ratio, log_iv, vmf_dw_dkappa
+from ._base import Reparameterized
+from .implicit import implicit_rsample
+from .rejection import RejectionSample, rejection_rsample
+
+
+class _Sphere(constraints.Constraint):
+    """Unit vectors along the last dimension."""
+
+    event_dim = 1
+
+    def check(self, value: torch.Tensor) -> torch.Tensor:
+        tol = 10 * torch.finfo(value.dtype).eps ** 0.5
+        return (value.norm(dim=-1) - 1).abs() < tol
+
+    def __repr__(self) -> str:
+        return "sphere"
+
+
+sphere = _Sphere()
+
+
+def _log_sphere_area(d: int) -> float:
+    """``log |S^{d-1}| = log 2 + (d/2) log pi - lgamma(d/2)``."""
+    return math.log(2) + d / 2 * math.log(math.pi) - math.lgamma(d / 2)
+
+
+class VonMisesFisher(Reparameterized):
+    r"""vMF with density ``C_d(kappa) exp(kappa mu^T x)`` on the unit sphere in ``R^d``,
+    ``log C_d = nu log kappa - (nu + 1) log(2 pi) - log I_nu(kappa)``, ``nu = d/2 - 1``.
+
+    Sampling is Wood's (1994): the height ``w = mu^T x`` by rejection from
+    ``h(eps, kappa) = (1 - (1+b) eps) / (1 - (1-b) eps)``, ``eps ~ Beta((d-1)/2, (d-1)/2)``
+    (torch's sampler), a direction ``v`` uniform on ``S^{d-2}`` (normals from the noise
+    source), ``x = H (w, sqrt(1-w^2) v)`` with the Householder reflection ``H e_1 = mu``.
+
+    - ``rsample``: ``w`` carries the exact implicit gradient ``dw/dkappa`` (unbiased, no
+      correction term needed); ``mu`` is pathwise.
+    - ``rsample_rejection``: the rejection reparameterization of Naesseth et al., returning a
+      :class:`RejectionSample`; use ``.surrogate(cost)`` for the unbiased gradient.
+
+    Example (a VAE posterior, encoder outputs ``(B, d)`` and ``(B,)``)::
+
+        >>> q = VonMisesFisher(F.normalize(h, dim=-1), F.softplus(k) + 1)
+        >>> z = q.rsample()                                   # (B, d)
+        >>> kl = kl_divergence(q, HypersphericalUniform(d))   # (B,)
+    """
+
+    arg_constraints = {"loc": constraints.real_vector, "concentration": constraints.positive}
+    support = sphere
+    has_rsample = True
+    reparametrized_params = ("loc", "concentration")
+
+    def __init__(self, loc, concentration, validate_args: bool | None = None):
+        loc, concentration = torch.as_tensor(loc), torch.as_tensor(concentration)
+        if loc.dim() < 1 or loc.shape[-1] < 2:
+            raise ValueError("VonMisesFisher: parameter 'loc' must end in a dimension d >= 2")
+        if validate_args is not False and not bool(
+                ((loc.detach().norm(dim=-1) - 1).abs() < 1e-4 * loc.shape[-1]).all()):
+            raise ValueError("VonMisesFisher: parameter 'loc' must be a unit vector "
+                             "(normalize the encoder output)")
+        try:
+            batch = torch.broadcast_shapes(loc.shape[:-1], concentration.shape)
+        except RuntimeError as err:
+            raise ValueError(f"VonMisesFisher: 'loc' and 'concentration' do not broadcast: "
+                             f"{err}") from None
+        self.d = loc.shape[-1]
+        self.loc = loc.expand(batch + loc.shape[-1:])
+        self.concentration = concentration.expand(batch)
+        super().__init__(batch, loc.shape[-1:], validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        batch_shape = torch.Size(batch_shape)
+        return VonMisesFisher(self.loc.expand(batch_shape + self.event_shape),
+                              self.concentration.expand(batch_shape), validate_args=False)
+
+    @property
+    def _nu(self) -> float:
+        return self.d / 2 - 1
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """``E[x] = A_d(kappa) mu``."""
+        return bessel_ratio(self._nu, self.concentration).unsqueeze(-1) * self.loc
+
+    def _log_normalizer(self) -> torch.Tensor:
+        k = self.concentration
+        return self._nu * torch.log(k) - (self._nu + 1) * math.log(2 * math.pi) \
+            - log_iv(self._nu, k)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return self.concentration * (self.loc * value).sum(-1) + self._log_normalizer()
+
+    def entropy(self) -> torch.Tensor:
+        """``H = -kappa A_d(kappa) - log C_d(kappa)``."""
+        k = self.concentration
+        return -k * bessel_ratio(self._nu, k) - self._log_normalizer()
+
+    # --- Wood's sampler ---------------------------------------------------------------
+    def _wood(self, kappa: torch.Tensor):
+        """``b``, ``x0 = (1-b)/(1+b)`` and ``c = kappa x0 + (d-1) log(1 - x0^2)``."""
+        m = self.d - 1
+        b = m / (2 * kappa + torch.sqrt(4 * kappa * kappa + m * m))
+        x0 = (1 - b) / (1 + b)
+        return b, x0, kappa * x0 + m * torch.log1p(-x0 * x0)
+
+    def _height(self, shape: torch.Size, noise) -> RejectionSample:
+        m = self.d - 1
+        kappa = self.concentration.expand(shape)
+        prop = td.Beta(torch.full_like(kappa, m / 2).detach(),
+                       torch.full_like(kappa, m / 2).detach())
+        b0, x00, c0 = (t.detach() for t in self._wood(kappa.detach()))
+
+        def h(eps, b):
+            return (1 - (1 + b) * eps) / (1 - (1 - b) * eps)
+
+        def log_accept(eps):
+            w = h(eps, b0)
+            return kappa.detach() * w + m * torch.log1p(-x00 * w) - c0
+
+        b = self._wood(kappa)[0]
+        log_q = lambda w: kappa * w + (m - 2) / 2 * torch.log1p(-w * w) \
+            - log_iv(self._nu, kappa) + self._nu * torch.log(kappa)  # noqa: E731 (up to const)
+        log_dh = lambda eps: torch.log(2 * b) - 2 * torch.log1p(-(1 - b) * eps)  # noqa: E731
+        return rejection_rsample(lambda: prop.sample(), log_accept, lambda e: h(e, b), log_q,
+                                 log_dh, noise)
+
+    def _place(self, w: torch.Tensor, shape: torch.Size, noise) -> torch.Tensor:
+        """``H (w, sqrt(1 - w^2) v)``: rotate the sample around ``e_1`` onto ``mu``."""
+        v = self._draw_normal(shape, noise, self.loc)[..., 1:]
+        v = v / v.norm(dim=-1, keepdim=True)
+        x = torch.cat([w.unsqueeze(-1), torch.sqrt((1 - w) * (1 + w)).unsqueeze(-1) * v], -1)
+        e1 = torch.zeros_like(self.loc)
+        e1[..., 0] = 1
+        u = e1 - self.loc
+        uu = (u * u).sum(-1, keepdim=True)
+        safe = uu > 1e-20
+        proj = (u * x).sum(-1, keepdim=True) * 2 / torch.where(safe, uu, torch.ones_like(uu))
+        return torch.where(safe, x - proj * u, x)
+
+    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
+        shape = torch.Size(sample_shape) + self.batch_shape
+        with torch.no_grad():
+            w = self._height(shape, noise).value
+        w = implicit_rsample(w, (self.concentration,),
+                             lambda value, k: (-vmf_dw_dkappa(value, k, self.d),))
+        return self._place(w, sample_shape, noise)
+
+    def rsample_rejection(self, sample_shape=torch.Size(),
+                          noise: NoiseSource | None = None) -> RejectionSample:
+        """Naesseth et al.: ``value`` is pathwise through ``h(eps, kappa)``; add the correction
+        with ``.surrogate(cost)`` (``cost`` of shape ``sample_shape + batch_shape``)."""
+        shape = torch.Size(sample_shape) + self.batch_shape
+        hs = self._height(shape, noise)
+        return RejectionSample(self._place(hs.value, sample_shape, noise), hs.log_weight)
+
+
+class HypersphericalUniform(Reparameterized):
+    """The uniform distribution on the unit sphere ``S^{d-1}`` in ``R^d`` (the vMF prior)."""
+
+    arg_constraints: dict = {}
+    support = sphere
+    has_rsample = True
+
+    def __init__(self, d: int, batch_shape=torch.Size(), dtype=torch.float32, device=None):
+        if int(d) < 2:
+            raise ValueError(f"HypersphericalUniform: 'd' must be >= 2, got {d}")
+        self.d, self.dtype, self.device = int(d), dtype, device
+        super().__init__(torch.Size(batch_shape), torch.Size([self.d]), validate_args=False)
+
+    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
+        like = torch.empty((), dtype=self.dtype, device=self.device)
+        x = self._draw_normal(sample_shape, noise, like)
+        return x / x.norm(dim=-1, keepdim=True)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return torch.full(value.shape[:-1], -_log_sphere_area(self.d), dtype=value.dtype,
+                          device=value.device)
+
+    def entropy(self) -> torch.Tensor:
+        return torch.full(self.batch_shape, _log_sphere_area(self.d), dtype=self.dtype,
+                          device=self.device)
+
+
+@register_kl(VonMisesFisher, HypersphericalUniform)
+def _kl_vmf_uniform(p: VonMisesFisher, q: HypersphericalUniform) -> torch.Tensor:
+    """``KL = kappa A_d(kappa) + log C_d(kappa) + log |S^{d-1}|``."""
+    if p.d != q.d:
+        raise ValueError(f"KL(vMF || uniform): dimensions differ ({p.d} vs {q.d})")
+    return -p.entropy() + _log_sphere_area(p.d)
