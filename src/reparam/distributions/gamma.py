@@ -7,10 +7,12 @@ import torch.distributions as td
 from torch.distributions import constraints
 from torch.distributions.kl import register_kl
 
+from .. import noise as _noise
 from ..noise import NoiseSource
 from ._base import Reparameterized
 from ._builders import broadcast_params
 from .implicit import implicit_log_gamma
+from .rejection import RejectionSample, rejection_rsample
 
 
 class Gamma(Reparameterized):
@@ -64,6 +66,43 @@ class Gamma(Reparameterized):
 
     def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
         return torch.exp(self.rsample_log(sample_shape, noise))
+
+    def rsample_rejection(self, sample_shape=torch.Size(),
+                          noise: NoiseSource | None = None) -> RejectionSample:
+        """The alternative to the implicit gradient: Marsaglia-Tsang with the rejection
+        reparameterization of Naesseth et al. (2017).
+
+        Proposal ``h(eps, a) = (a - 1/3) (1 + eps / sqrt(9a - 3))^3`` with ``eps ~ N(0, 1)``
+        from ``noise`` (uniforms too), ``log|dh/deps| = log sqrt(a - 1/3) + 2 log(1 + c eps)``;
+        for ``a < 1`` shape augmentation ``G_a = G_{a+1} U^(1/a)`` (pathwise in ``U``).
+        Use ``.surrogate(cost)`` for the unbiased gradient ``g_rep + g_cor``.
+        """
+        shape = self._extended_shape(torch.Size(sample_shape))
+        source = _noise.resolve(noise)
+        a = self.concentration.expand(shape)
+        boost = a.detach() < 1
+        a1 = torch.where(boost, a + 1, a)
+        d = a1 - 1 / 3
+        c = 1 / torch.sqrt(9 * d)
+        d0, c0 = d.detach(), c.detach()
+
+        def log_accept(eps):
+            v = 1 + c0 * eps
+            ok = v > 0
+            v = torch.where(ok, v, torch.ones_like(v)) ** 3
+            value = 0.5 * eps * eps + d0 - d0 * v + d0 * torch.log(v)
+            return torch.where(ok, value, torch.full_like(v, -float("inf")))
+
+        rs = rejection_rsample(
+            lambda: source.normal(shape, a.dtype, a.device), log_accept,
+            lambda eps: d * (1 + c * eps) ** 3,
+            lambda z: (a1 - 1) * torch.log(z) - z - torch.lgamma(a1),
+            lambda eps: 0.5 * torch.log(d) + 2 * torch.log(1 + c * eps), source)
+        z = rs.value
+        if bool(boost.any()):
+            log_u = torch.log(source.uniform(shape, a.dtype, a.device))
+            z = z * torch.where(boost, torch.exp(log_u / a), torch.ones_like(z))
+        return RejectionSample(z / self.rate, rs.log_weight)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """``a log rate + (a - 1) log z - rate z - lgamma(a)``."""
