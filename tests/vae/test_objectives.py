@@ -75,13 +75,23 @@ def _assert_same_mean(a, b):
     assert z.abs().max() < 5, f"max |z| = {z.abs().max():.2f}"
 
 
-@pytest.mark.parametrize("prior", ["standard", "vamp"])
-def test_stl_is_unbiased_for_the_elbo_gradient(prior):
-    model, x = _tiny(prior=prior), _x()
+@pytest.mark.parametrize("prior, posterior", [("standard", "gaussian"), ("vamp", "full-cov")])
+def test_stl_is_unbiased_for_the_elbo_gradient(prior, posterior):
+    model, x = _tiny(prior=prior, posterior=posterior), _x()
     n = 300
     stl = _grads(lambda i: elbo(model, x, 2, noise=_noise(i), estimator="stl"), model, n)
     path = _grads(lambda i: elbo(model, x, 2, noise=_noise(10_000 + i), kl="mc"), model, n)
     _assert_same_mean(stl, path)
+
+
+def test_score_function_is_unbiased_for_the_elbo_gradient():
+    model, x = _tiny(), _x()
+    n = 300
+    score = _grads(lambda i: elbo(model, x, 4, noise=_noise(i), estimator="score"), model, n)
+    path = _grads(lambda i: elbo(model, x, 4, noise=_noise(10_000 + i), kl="mc"), model, n)
+    _assert_same_mean(score, path)
+    out = elbo(model, x, 4, noise=_noise(0), estimator="score")
+    torch.testing.assert_close(out.elbo, -(out.recon + out.kl))
 
 
 def test_dreg_is_unbiased_for_the_iwae_gradient_and_has_lower_encoder_variance():
@@ -148,6 +158,10 @@ def test_clear_errors():
         iwae(model, x, 0)
     with pytest.raises(ValueError, match="pathwise"):
         elbo(_tiny(posterior="planar"), x, estimator="stl")
+    with pytest.raises(ValueError, match="sample and log_prob"):
+        elbo(_tiny(posterior="iaf"), x, estimator="score")
+    with pytest.raises(ValueError, match="free_bits"):
+        elbo(model, x, estimator="score", free_bits=0.5)
 
 
 def test_default_vae_keeps_the_analytic_kl():

@@ -37,6 +37,10 @@ class FullCovNormal(MultivariateNormal):
         eps = resolve_noise(noise).normal(shape, self.loc.dtype, self.loc.device)
         return self.loc + (self._unbroadcasted_scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
 
+    def sample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+        with torch.no_grad():
+            return self.rsample(sample_shape, noise)
+
 
 class FullCovEncoder(nn.Module):
     r"""``q(z|x) = N(mu(x), L(x) L(x)^T)`` with ``L`` lower triangular:

@@ -8,7 +8,9 @@ r"""Objectives: scalars to minimise plus detached metrics, in nats per example.
 - Gradient estimators (``estimator=``): ``"pathwise"`` (the reparameterization gradient),
   ``"stl"`` (sticking the landing, Roeder et al. 2017: ``log q`` at detached posterior
   parameters, dropping the zero-mean score term; ELBO only, it biases IWAE) and ``"dreg"``
-  (doubly reparameterized IWAE gradients, Tucker et al. 2019).
+  (doubly reparameterized IWAE gradients, Tucker et al. 2019); ``"score"`` (REINFORCE for
+  the posterior, leave-one-out baseline when ``num_samples > 1``; ELBO only, a reference for
+  the other estimators rather than a way to train).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from ..distributions import Normal, kl_normal_standard
 from ..noise import NoiseSource
 from .priors import StandardNormalPrior
 
-ELBO_ESTIMATORS = ("pathwise", "stl")
+ELBO_ESTIMATORS = ("pathwise", "stl", "score")
 IWAE_ESTIMATORS = ("pathwise", "dreg")
 KL_MODES = ("auto", "analytic", "mc")
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -114,6 +116,10 @@ def elbo(
     if free_bits < 0:
         raise ValueError(f"free_bits must be >= 0, got {free_bits}")
     q = model.encode(x)
+    if estimator == "score":
+        if free_bits > 0 or kl == "analytic":
+            raise ValueError("estimator='score' works with kl='mc' (or 'auto') and no free_bits")
+        return _score_elbo(model, x, q, num_samples, beta, noise)
     factorized = isinstance(q, Normal) and isinstance(model.prior_module, StandardNormalPrior)
     analytic = factorized and estimator == "pathwise" and kl != "mc"
     if kl == "analytic" and not analytic:
@@ -173,3 +179,24 @@ def iwae(model, x: torch.Tensor, k: int = 5, noise: NoiseSource | None = None, *
     with torch.no_grad():
         recon, kl = -log_px.mean(), (log_q - log_pz).mean()
     return Loss(loss=loss, elbo=bound.detach().mean(), recon=recon, kl=kl)
+
+
+def _score_elbo(model, x, q, num_samples: int, beta: float, noise: NoiseSource | None) -> Loss:
+    """``-ELBO`` with the score-function gradient for ``q`` (:mod:`reparam.estimators`):
+    cost ``f(z) = -log p(x|z) + beta (log q(z|x) - log p(z))`` at non-reparameterized draws."""
+    from ..estimators import ScoreFunction
+    if not (hasattr(q, "log_prob") and hasattr(q, "sample")):
+        raise ValueError(f"estimator='score' needs a posterior with sample and log_prob, "
+                         f"not {type(q).__name__}")
+    parts: dict[str, torch.Tensor] = {}
+
+    def cost(z: torch.Tensor) -> torch.Tensor:
+        log_px = model.log_likelihood(x, z)
+        kl = _sum_to(q.log_prob(z), z.dim() - 1) - model.prior().log_prob(z)
+        parts["recon"], parts["kl"] = -log_px.detach().mean(), kl.detach().mean()
+        return -log_px + beta * kl
+
+    est = ScoreFunction("loo" if num_samples > 1 else None)
+    loss = est(cost, q, num_samples, noise=noise).mean()
+    return Loss(loss=loss, elbo=-(parts["recon"] + parts["kl"]), recon=parts["recon"],
+                kl=parts["kl"])

@@ -48,6 +48,10 @@ class HierarchicalPosterior:
     def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
         return self.rsample_with_log_prob(sample_shape, noise)[0]
 
+    def sample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+        with torch.no_grad():
+            return self.rsample(sample_shape, noise)
+
     def log_prob(self, z: torch.Tensor, detach: bool = False) -> torch.Tensor:
         z1, z2 = z.split([self.encoder.latent_dim1, self.encoder.latent_dim2], -1)
         top = self.top
