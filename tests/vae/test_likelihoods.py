@@ -141,3 +141,19 @@ def test_every_likelihood_has_shapes_and_finite_gradients(name):
     lp.sum().backward()
     assert torch.isfinite(params.grad).all()
     assert lik.mean(params).shape == (3, 4, 6)
+
+
+def test_discretized_logistic_distribution_samples_match_its_probabilities():
+    lik = DiscretizedLogisticLikelihood(num_bins=4)
+    params = torch.tensor([[0.4, math.log(0.3)]], dtype=D)
+    dist = lik(params)
+    assert dist.event_shape == (1,)
+    torch.manual_seed(0)
+    n = 20000
+    s = dist.sample((n,)).reshape(-1)
+    grid = torch.arange(4, dtype=D) / 3
+    probs = torch.stack([dist.log_prob(g.reshape(1, 1)).exp().reshape(()) for g in grid])
+    assert probs.sum().item() == pytest.approx(1.0, abs=1e-12)
+    freq = torch.stack([(s == g).to(D).mean() for g in grid])
+    se = (probs * (1 - probs) / n).sqrt()
+    assert ((freq - probs).abs() < 5 * se).all()

@@ -15,7 +15,14 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.distributions import Bernoulli, ContinuousBernoulli, Independent, Normal
+from torch.distributions import (
+    Bernoulli,
+    ContinuousBernoulli,
+    Distribution,
+    Independent,
+    Normal,
+    constraints,
+)
 
 
 class Likelihood(nn.Module):
@@ -123,14 +130,58 @@ class ContinuousBernoulliLikelihood(Likelihood):
         return torch.where(small, near, far)
 
 
-class DiscretizedLogisticLikelihood(Likelihood):
-    r"""Per-pixel discretized logistic for 8-bit images scaled to [0, 1] (Salimans et al. 2017).
+def discretized_logistic_log_prob(loc: torch.Tensor, log_scale: torch.Tensor, x: torch.Tensor,
+                                  num_bins: int = 256) -> torch.Tensor:
+    r"""Per-pixel ``log P(x)`` of a discretized logistic on the grid ``k / (n - 1)`` of [0, 1].
 
-    Pixel values ``x = k / (n - 1)``, ``k = 0..n-1`` (``n = num_bins``, 256 for 8 bits); the
-    decoder gives ``(m, log s)``. With ``h = 1 / (2 (n - 1))`` the half bin width,
-    ``a = (x + h - m) / s`` and ``b = (x - h - m) / s``:
-    ``P(x) = sigmoid(a) - sigmoid(b) = sigmoid(a) sigmoid(-b) (1 - e^{b - a})`` (computed in
-    log space), with the edge bins open: ``P(0) = sigmoid(a)``, ``P(1) = sigmoid(-b)``.
+    With ``h = 1 / (2 (n - 1))``, ``a = (x + h - m) / s``, ``b = (x - h - m) / s``:
+    ``P(x) = sigmoid(a) - sigmoid(b) = sigmoid(a) sigmoid(-b) (1 - e^{b - a})``, computed as
+    ``logsigmoid(a) + logsigmoid(-b) + log(-expm1(b - a))`` (no cancellation in either tail);
+    the edge bins are open: ``P(0) = sigmoid(a)``, ``P(1) = sigmoid(-b)``.
+    """
+    inv_s = torch.exp(-log_scale)
+    half = 0.5 / (num_bins - 1)
+    a = (x + half - loc) * inv_s
+    b = (x - half - loc) * inv_s
+    inner = F.logsigmoid(a) + F.logsigmoid(-b) + torch.log(-torch.expm1(b - a))
+    return torch.where(x < half, F.logsigmoid(a), torch.where(x > 1 - half, F.logsigmoid(-b), inner))
+
+
+class DiscretizedLogistic(Distribution):
+    """Independent discretized logistics over the last dimension (event shape (D,))."""
+
+    arg_constraints = {"loc": constraints.real, "log_scale": constraints.real}
+    support = constraints.unit_interval
+
+    def __init__(self, loc: torch.Tensor, log_scale: torch.Tensor, num_bins: int = 256,
+                 validate_args: bool | None = None) -> None:
+        self.loc, self.log_scale = torch.broadcast_tensors(loc, log_scale)
+        self.num_bins = int(num_bins)
+        super().__init__(self.loc.shape[:-1], self.loc.shape[-1:], validate_args=validate_args)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return discretized_logistic_log_prob(self.loc, self.log_scale, x, self.num_bins).sum(-1)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """``loc`` clamped to [0, 1]: the mode's bin up to rounding (a point for pictures)."""
+        return self.loc.clamp(0.0, 1.0)
+
+    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        """A logistic draw ``m + s (log u - log(1 - u))`` rounded to the grid, clamped to [0, 1]."""
+        with torch.no_grad():
+            shape = self._extended_shape(torch.Size(sample_shape))
+            u = torch.rand(shape, dtype=self.loc.dtype, device=self.loc.device).clamp_(1e-6, 1 - 1e-6)
+            y = self.loc + self.log_scale.exp() * (torch.log(u) - torch.log1p(-u))
+            n = self.num_bins - 1
+            return (y * n).round().clamp(0, n) / n
+
+
+class DiscretizedLogisticLikelihood(Likelihood):
+    r"""Per-pixel discretized logistic for 8-bit images scaled to [0, 1] (Salimans et al. 2017):
+    pixel values ``x = k / (n - 1)``, ``k = 0..n-1`` (``n = num_bins``, 256 for 8 bits); the
+    decoder gives ``(m, log s)``, ``log s`` clamped below at ``min_log_scale``
+    (:func:`discretized_logistic_log_prob`).
     """
 
     params_per_dim = 2
@@ -141,19 +192,15 @@ class DiscretizedLogisticLikelihood(Likelihood):
             raise ValueError(f"DiscretizedLogisticLikelihood: 'num_bins' must be >= 2, got {num_bins}")
         self.num_bins, self.min_log_scale = int(num_bins), float(min_log_scale)
 
-    def forward(self, params: torch.Tensor):
-        raise NotImplementedError("DiscretizedLogisticLikelihood: use log_prob / mean")
+    def _split(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loc, log_scale = params.chunk(2, dim=-1)
+        return loc, log_scale.clamp(min=self.min_log_scale)
+
+    def forward(self, params: torch.Tensor) -> DiscretizedLogistic:
+        return DiscretizedLogistic(*self._split(params), self.num_bins, validate_args=False)
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        loc, log_scale = params.chunk(2, dim=-1)
-        inv_s = torch.exp(-log_scale.clamp(min=self.min_log_scale))
-        half = 0.5 / (self.num_bins - 1)
-        a = (x + half - loc) * inv_s
-        b = (x - half - loc) * inv_s
-        inner = F.logsigmoid(a) + F.logsigmoid(-b) + torch.log(-torch.expm1(b - a))
-        lo, hi = x < half, x > 1 - half
-        out = torch.where(lo, F.logsigmoid(a), torch.where(hi, F.logsigmoid(-b), inner))
-        return out.sum(-1)
+        return discretized_logistic_log_prob(*self._split(params), x, self.num_bins).sum(-1)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return params.chunk(2, dim=-1)[0].clamp(0.0, 1.0)
