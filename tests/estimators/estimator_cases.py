@@ -106,7 +106,24 @@ def categorical_square():
                 {"logits": p * (v - (p * v).sum())})
 
 
+def reparam_gamma_identity():
+    from reparam.distributions import Gamma
+    a, b = 0.7, 2.0
+    return Case("reparam Gamma z (implicit)", {"concentration": full(a), "rate": full(b)},
+                lambda concentration, rate: Gamma(concentration, rate), lambda z: z,
+                {"concentration": 1 / b, "rate": -a / b**2})
+
+
+def reparam_laplace_square():
+    from reparam.distributions import Laplace
+    m, b = 0.4, 0.8   # E[z^2] = m^2 + 2 b^2
+    return Case("reparam Laplace z^2", {"loc": full(m), "scale": full(b)},
+                lambda loc, scale: Laplace(loc, scale), lambda z: z**2,
+                {"loc": 2 * m, "scale": 4 * b})
+
+
 GAUSSIAN = [normal_scale_square, normal_logvar_exp, torch_normal_cos, independent_quadratic]
-REPARAMETERIZED = GAUSSIAN + [exponential_square, gamma_identity]
+REPARAMETERIZED = GAUSSIAN + [exponential_square, gamma_identity, reparam_gamma_identity,
+                               reparam_laplace_square]
 ANY = [normal_scale_square, normal_logvar_exp, torch_normal_cos, gamma_identity,
-       bernoulli_square, categorical_square]
+       bernoulli_square, categorical_square, reparam_laplace_square]

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.distributions as td
 
+import reparam.distributions as rd
 from reparam.distributions import Normal
 from reparam.estimators import detach_params, parameters, rebuild
 
@@ -30,6 +31,18 @@ FAMILIES = {
     "td.RelaxedBernoulli": lambda: td.RelaxedBernoulli(torch.tensor(0.5, dtype=torch.float64),
                                                        logits=_leaf(0.2, -0.7)),
     "td.Binomial": lambda: td.Binomial(5, probs=_leaf(0.2, 0.7)),
+    "Laplace": lambda: rd.Laplace(_leaf(0.1, 1.0), _leaf(0.5, 2.0)),
+    "Gamma": lambda: rd.Gamma(_leaf(2.0, 3.0), _leaf(1.0, 0.5)),
+    "Beta": lambda: rd.Beta(_leaf(2.0, 3.0), _leaf(1.0, 0.5)),
+    "Kumaraswamy": lambda: rd.Kumaraswamy(_leaf(2.0, 3.0), _leaf(1.0, 0.5)),
+    "TruncatedNormal": lambda: rd.TruncatedNormal(_leaf(0.1, 1.0), _leaf(0.5, 2.0),
+                                                  _leaf(-1.0, -1.0), _leaf(2.0, 3.0)),
+    "MultivariateNormal": lambda: rd.MultivariateNormal(
+        _leaf(0.1, 1.0), torch.tensor([[1.0, 0.0], [0.5, 2.0]], dtype=torch.float64,
+                                      requires_grad=True)),
+    "RelaxedOneHotCategorical": lambda: rd.RelaxedOneHotCategorical(
+        torch.tensor(0.5, dtype=torch.float64), logits=_leaf(0.2, -0.7, 0.1)),
+    "VonMisesFisher": lambda: rd.VonMisesFisher(_leaf(0.6, 0.8), _leaf(2.0)),
 }
 
 
