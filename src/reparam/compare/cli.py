@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid-points", type=int, default=None, help="survey: k values per cost")
     p.add_argument("--eval-every", type=int, default=None, help="VAE: steps between test evals")
     p.add_argument("--estimators", nargs="+", default=None, help="VAE: estimator names")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress bars, no tables on stdout")
     return p
 
 
@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         markdown.append(md)
     (args.out / "compare.json").write_text(json.dumps(results, indent=1))
     (args.out / "compare.md").write_text("\n".join(markdown))
+    if not args.quiet:
+        print("\n".join(markdown))
     print(f"wrote {args.out / 'compare.md'}, compare.json and figures")
     return 0
 
