@@ -91,3 +91,28 @@ def test_help_explains_every_flag(capsys):
     for flag in ("--epochs", "--batch-size", "--lr", "--latent-dim", "--hidden", "--seed",
                  "--device", "--out", "--config", "--resume"):
         assert flag in text
+
+
+def test_evaluate_sample_plot(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--epochs", "2", "--hidden", "32", "--latent-dim", "2",
+                 "--out", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--k", "20", "--json", "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["nll"] > 0 and result["k"] == 20 and result["num_examples"] == 300
+    saved = json.loads((run / "evaluation.json").read_text())
+    assert saved["nll"] == result["nll"]
+    assert main(["evaluate", str(run), "--k", "5", "--subset", "50", "--quiet"]) == 0
+    assert "50 examples" in capsys.readouterr().out
+    assert main(["sample", str(run), "--n", "12", "--out", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").is_file()
+    (run / "manifold.png").unlink()
+    assert main(["plot", str(run)]) == 0
+    for name in ("manifold", "traversals", "latent_scatter", "reconstructions", "loss"):
+        assert (run / f"{name}.png").is_file()
+
+
+def test_evaluate_rejects_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "is not a run directory" in capsys.readouterr().err

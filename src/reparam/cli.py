@@ -8,6 +8,9 @@ import sys
 import typing
 from collections.abc import Callable
 from dataclasses import fields
+from pathlib import Path
+
+import torch
 
 from .config import TrainConfig
 
@@ -22,7 +25,9 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         help_text = f"{f.metadata['help']} (default: {default})"
         kwargs: dict[str, typing.Any] = {"default": argparse.SUPPRESS, "help": help_text,
                                          "dest": f.name}
-        if typing.get_origin(hint) is list:
+        if hint is bool:
+            kwargs.update(action=argparse.BooleanOptionalAction)
+        elif typing.get_origin(hint) is list:
             kwargs.update(nargs="+", type=typing.get_args(hint)[0], metavar="N")
         else:
             base = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
@@ -56,6 +61,67 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import runs
+    from .vae.evaluation import evaluate
+    from .vae.training import load_run
+
+    config, model, data = load_run(args.run_dir, args.device, args.data_dir)
+    x = data.test
+    if args.subset is not None:
+        gen = torch.Generator().manual_seed(args.seed)
+        x = x[torch.randperm(x.shape[0], generator=gen)[:args.subset]]
+    result = evaluate(model, x, k=args.k, batch_size=args.batch_size, seed=args.seed,
+                      progress=not args.quiet)
+    result.update(dataset=data.name, split="test" if args.subset is None else
+                  f"test, seeded random subset of {args.subset} (seed {args.seed})")
+    runs.write_json(Path(args.run_dir) / "evaluation.json", result)
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        print(f"test NLL {result['nll']:.2f} +- {result['nll_stderr']:.2f} nats (k={args.k}, "
+              f"{result['num_examples']} examples), ELBO {result['elbo']:.2f}, "
+              f"KL {result['kl']:.2f}, active units {result['active_units']}/{result['latent_dim']}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from . import viz
+    from .vae.training import load_run
+
+    _, model, data = load_run(args.run_dir, args.device)
+    gen = torch.Generator(next(model.parameters()).device).manual_seed(args.seed)
+    means = model.sample(args.n, generator=gen)
+    out = Path(args.out) if args.out else Path(args.run_dir) / "samples.png"
+    viz.save_samples(out, means, data.image_shape)
+    if args.npy:
+        import numpy as np
+
+        np.save(Path(args.npy), means.cpu().numpy())
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from . import runs
+    from .vae.training import load_run, write_figures
+
+    config, model, data = load_run(args.run_dir, args.device)
+    history_path = Path(args.run_dir) / "history.csv"
+    history = runs.read_history(history_path) if history_path.is_file() else []
+    written = write_figures(Path(args.run_dir), model, data, history, config.seed)
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def _run_dir_parser(sub, name: str, help_text: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `reparam train`")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reparam",
@@ -76,18 +142,35 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue the run in RUN_DIR from its last checkpoint")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--json", action="store_true", help="print metrics.json to stdout")
-    train.set_defaults(func=cmd_train)
+
+    ev = _run_dir_parser(sub, "evaluate", "test log-likelihood by importance sampling, ELBO, KL, "
+                                          "active units; writes evaluation.json")
+    ev.add_argument("--k", type=int, default=5000, help="importance samples per example (default: 5000)")
+    ev.add_argument("--batch-size", type=int, default=100, help="examples per batch (default: 100)")
+    ev.add_argument("--subset", type=int, default=None,
+                    help="evaluate a seeded random subset of N test examples (default: all)")
+    ev.add_argument("--data-dir", default=None, help="folder with the dataset's files")
+    ev.add_argument("--json", action="store_true", help="print evaluation.json to stdout")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sa = _run_dir_parser(sub, "sample", "decode samples from the prior into an image grid")
+    sa.add_argument("--n", type=int, default=64, help="number of samples (default: 64)")
+    sa.add_argument("--out", default=None, help="PNG path (default: RUN_DIR/samples.png)")
+    sa.add_argument("--npy", default=None, help="also save the pixel means as a .npy array")
+
+    _run_dir_parser(sub, "plot", "regenerate every figure of a run")
     return parser
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"train": cmd_train}
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "plot": cmd_plot}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        return COMMANDS[args.command](args)
     except ValueError as err:
         print(f"reparam {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -20,12 +20,34 @@ def _opt(default: Any, help: str, **kw: Any) -> Any:
     return field(default=default, metadata={"help": help, **kw})
 
 
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str | float | int) -> float:
+    """``"90s"``, ``"30m"``, ``"2h"`` or a number of seconds -> seconds."""
+    try:
+        if isinstance(text, (int, float)):
+            seconds = float(text)
+        elif text and text[-1] in _UNITS:
+            seconds = float(text[:-1]) * _UNITS[text[-1]]
+        else:
+            seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ValueError(f"config: 'time_limit' must be a positive duration like 90s, 30m or 2h, "
+                         f"got {text!r}")
+    return seconds
+
+
 @dataclass
 class TrainConfig:
     """Every setting of a training run (written to ``config.json``)."""
 
     dataset: str = _opt("digits", "dataset name (see reparam.data.DATASETS)")
     data_dir: str | None = _opt(None, "folder with local data files (else $REPARAM_DATA_DIR)")
+    binarize: str | None = _opt(None, "none, threshold or dynamic (resampled every batch); "
+                                      "default: the dataset's own (digits: threshold)")
     epochs: int = _opt(100, "number of passes over the training set")
     batch_size: int = _opt(64, "examples per gradient step")
     lr: float = _opt(1e-3, "Adam learning rate")
@@ -35,6 +57,15 @@ class TrainConfig:
     num_samples: int = _opt(1, "reparameterized samples of z per example in the training ELBO")
     beta: float = _opt(1.0, "weight of the KL term in the training loss (beta-VAE)")
     eval_samples: int = _opt(16, "samples of z per example when evaluating the ELBO")
+    lr_schedule: str = _opt("constant", "constant, or cosine decay to 0 over the run (epochs or time limit)")
+    warmup: float = _opt(0.0, "KL warm-up: beta rises linearly from 0 over this fraction of the run")
+    time_limit: str | None = _opt(None, "stop training after this long, e.g. 90s, 30m, 2h")
+    train_on: str = _opt("train", "train, or train+valid (when the dataset has a validation split)")
+    patience: int | None = _opt(None, "early stopping: epochs without validation improvement")
+    checkpoint_every: int = _opt(1, "write the checkpoint every N epochs (always at the end)")
+    compile: bool = _opt(False, "torch.compile the model")
+    bf16: bool = _opt(False, "bfloat16 autocast (CUDA only)")
+    tensorboard: bool = _opt(True, "write TensorBoard event files when tensorboard is installed")
     seed: int = _opt(0, "random seed (same seed + same device -> same numbers)")
     device: str = _opt("auto", "cpu, cuda, cuda:N or auto (cuda when available)")
     out: str | None = _opt(None, "run directory (default runs/<timestamp>)")
@@ -55,6 +86,19 @@ class TrainConfig:
             raise ValueError(f"config: 'beta' must be >= 0, got {self.beta!r}")
         if not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden):
             raise ValueError(f"config: 'hidden' must be positive integers, got {self.hidden!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"config: 'lr_schedule' must be constant or cosine, got {self.lr_schedule!r}")
+        if not (isinstance(self.warmup, (int, float)) and 0 <= self.warmup <= 1):
+            raise ValueError(f"config: 'warmup' must be a fraction in [0, 1], got {self.warmup!r}")
+        if self.time_limit is not None:
+            parse_duration(self.time_limit)
+        if self.train_on not in ("train", "train+valid"):
+            raise ValueError(f"config: 'train_on' must be train or train+valid, got {self.train_on!r}")
+        if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
+            raise ValueError(f"config: 'patience' must be a positive integer, got {self.patience!r}")
+        if not isinstance(self.checkpoint_every, int) or self.checkpoint_every < 1:
+            raise ValueError(f"config: 'checkpoint_every' must be a positive integer, "
+                             f"got {self.checkpoint_every!r}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValueError(f"config: 'device' must be cpu, cuda, cuda:N or auto, got {self.device!r}")
 

@@ -63,3 +63,49 @@ def save_loss_curves(path: str | Path, history: list[dict[str, float]]) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def save_traversals(path: str | Path, decode, center: torch.Tensor, image_shape: tuple[int, int, int],
+                    span: float = 3.0, steps: int = 9, max_dims: int = 10) -> None:
+    """One row per latent dimension: decode ``center + t e_d`` for t in [-span, span]."""
+    dims = min(center.shape[-1], max_dims)
+    t = torch.linspace(-span, span, steps, device=center.device, dtype=center.dtype)
+    z = center.expand(dims, steps, -1).clone()
+    for d in range(dims):
+        z[d, :, d] = center[d] + t
+    _save_grid(path, tile(decode(z.reshape(dims * steps, -1)), image_shape, steps),
+               f"latent traversals (rows: first {dims} dimensions, {-span:g}..{span:g})")
+
+
+def save_manifold(path: str | Path, decode, image_shape: tuple[int, int, int], steps: int = 15,
+                  device: torch.device | str = "cpu") -> None:
+    """2-D latents: decode a grid of z at the standard-normal quantiles 0.05..0.95."""
+    q = torch.special.ndtri(torch.linspace(0.05, 0.95, steps, dtype=torch.float64)).float().to(device)
+    zy, zx = torch.meshgrid(q.flip(0), q, indexing="ij")
+    z = torch.stack([zx.reshape(-1), zy.reshape(-1)], dim=1)
+    _save_grid(path, tile(decode(z), image_shape, steps), "the learned 2-D manifold")
+
+
+def save_latent_scatter(path: str | Path, means: torch.Tensor, labels: torch.Tensor | None) -> None:
+    """Posterior means of the test set, coloured by label; PCA to 2-D when L > 2."""
+    m = means.detach().double().cpu()
+    axes_label = ("z1", "z2")
+    if m.shape[1] > 2:
+        m = m - m.mean(0)
+        _, s, v = torch.linalg.svd(m, full_matrices=False)
+        explained = (s[:2] ** 2 / (s**2).sum()).tolist()
+        m = m @ v[:2].T
+        axes_label = (f"PC1 ({explained[0]:.0%})", f"PC2 ({explained[1]:.0%})")
+    elif m.shape[1] == 1:
+        m = torch.cat([m, torch.zeros_like(m)], 1)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    sc = ax.scatter(m[:, 0], m[:, 1], c=None if labels is None else labels.cpu().numpy(),
+                    cmap="tab10", s=4, alpha=0.7)
+    if labels is not None:
+        fig.colorbar(sc, ax=ax, label="label")
+    ax.set_xlabel(axes_label[0])
+    ax.set_ylabel(axes_label[1])
+    ax.set_title("test set: posterior means E_q[z|x]")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

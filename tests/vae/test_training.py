@@ -47,3 +47,37 @@ def test_elbo_pieces_are_consistent():
     torch.testing.assert_close(out.kl, kl.detach())
     out.loss.backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_time_limit_stops_the_run(tmp_path):
+    result = train(epochs=1000, hidden=[16], time_limit="1s", out=str(tmp_path / "r"), progress=False)
+    assert result.metrics["stop_reason"] == "time_limit"
+    assert result.metrics["epochs"] < 1000 and result.metrics["wall_time_s"] < 3
+
+
+def test_schedules_cosine_and_warmup():
+    from reparam.vae.training import schedules
+
+    cfg = TrainConfig(lr=1e-3, lr_schedule="cosine", warmup=0.1, beta=1.0)
+    assert schedules(cfg, 0.0) == (1e-3, 0.0)
+    lr, beta = schedules(cfg, 0.05)
+    assert beta == 0.5 and lr < 1e-3
+    lr, beta = schedules(cfg, 0.5)
+    assert beta == 1.0 and abs(lr - 5e-4) < 1e-12
+    assert schedules(cfg, 1.0)[0] < 1e-15
+
+
+def test_early_stopping_keeps_the_best_validation_model():
+    result = train(epochs=60, hidden=[64], patience=2, lr=3e-3, save=False, progress=False)
+    valid = [row["valid_elbo"] for row in result.history]
+    assert result.metrics["stop_reason"] == "early_stopping"
+    assert max(valid) not in valid[-2:]  # stopped after `patience` epochs without improvement
+
+
+def test_bad_time_limit_and_train_on():
+    import pytest
+
+    with pytest.raises(ValueError, match="'time_limit' must be a positive duration"):
+        TrainConfig(time_limit="soon")
+    with pytest.raises(ValueError, match="has no validation split"):
+        train(epochs=1, train_on="train+valid", save=False, progress=False)

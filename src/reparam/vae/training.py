@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import runs, viz
-from ..config import TrainConfig
+from ..config import TrainConfig, parse_duration
 from ..data import Dataset, load_dataset
 from ..noise import MonteCarlo
 from .evaluation import evaluate_elbo
@@ -37,6 +38,8 @@ def load_data(config: TrainConfig) -> Dataset:
     kwargs: dict[str, Any] = {}
     if config.data_dir is not None:
         kwargs["data_dir"] = config.data_dir
+    if config.binarize is not None:
+        kwargs["binarize"] = config.binarize
     return load_dataset(config.dataset, **kwargs)
 
 
@@ -47,6 +50,41 @@ class TrainResult:
     metrics: dict[str, Any]
     history: list[dict[str, float]]
     run_dir: Path | None
+
+
+def split_data(config: TrainConfig, data: Dataset) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Training rows and validation rows (``None`` when no validation is needed or possible)."""
+    train_x, valid_x = data.train, data.valid
+    if config.train_on == "train+valid":
+        if valid_x is None:
+            raise ValueError(f"train_on='train+valid' but dataset {data.name!r} has no validation split")
+        return torch.cat([train_x, valid_x]), None
+    if valid_x is None and config.patience is not None:  # carve a seeded 10% for early stopping
+        perm = torch.randperm(train_x.shape[0], generator=torch.Generator().manual_seed(config.seed))
+        cut = train_x.shape[0] // 10
+        return train_x[perm[cut:]], train_x[perm[:cut]]
+    return train_x, valid_x
+
+
+def schedules(config: TrainConfig, fraction: float) -> tuple[float, float]:
+    """(learning rate, KL weight beta) at ``fraction`` in [0, 1] of the run."""
+    lr = config.lr
+    if config.lr_schedule == "cosine":
+        lr = config.lr * 0.5 * (1.0 + math.cos(math.pi * min(fraction, 1.0)))
+    beta = config.beta
+    if config.warmup > 0:
+        beta = config.beta * min(1.0, fraction / config.warmup)
+    return lr, beta
+
+
+def _tensorboard(run_dir: Path | None, enabled: bool):
+    if run_dir is None or not enabled:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard not installed: history.csv is the log
+        return None
+    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
 
 
 def train(
@@ -62,13 +100,16 @@ def train(
 
     ``train()`` trains on the digits with the defaults of :class:`TrainConfig`;
     ``train(epochs=5)`` overrides single settings; ``resume=RUN_DIR`` continues a run from
-    its last checkpoint (``overrides`` may raise ``epochs``).
+    its last checkpoint (``overrides`` may raise ``epochs`` or ``time_limit``).
     """
     if resume is not None:
         config = TrainConfig.load(Path(resume) / "config.json").replace(out=str(resume), **overrides)
     else:
         config = (config or TrainConfig()).replace(**overrides)
     device = resolve_device(config.device)
+    if config.bf16 and device.type != "cuda":
+        raise ValueError(f"bf16 autocast needs a CUDA device, got device {str(device)!r}")
+    time_limit = parse_duration(config.time_limit) if config.time_limit else math.inf
     run_dir = runs.prepare_run_dir(config.out) if save else None
     if run_dir is not None:
         config = config.replace(out=str(run_dir))
@@ -85,49 +126,98 @@ def train(
     def eval_gen() -> torch.Generator:  # the same evaluation noise every time
         return torch.Generator(device).manual_seed(config.seed + 2)
 
-    train_x, test_x = data.train.to(device), data.test.to(device)
+    if data.binarization == "dynamic":  # train on pixel probabilities, binarize every batch
+        if data.train_probs is None:
+            raise ValueError(f"dataset {data.name!r} has no grayscale values for dynamic binarization")
+        data = dataclasses.replace(data, train=data.train_probs)
+    dynamic = data.binarization == "dynamic"
+    train_x, valid_x = split_data(config, data)
+    train_x, test_x = train_x.to(device), data.test.to(device)
     history: list[dict[str, float]] = []
-    start_epoch, elapsed = 0, 0.0
+    start_epoch, elapsed, best = 0, 0.0, -math.inf
     initial = evaluate_elbo(model, test_x, config.eval_samples, generator=eval_gen())
     if resume is not None:
         state, extra = runs.load_checkpoint(run_dir, model, optimizer, device)
         start_epoch, elapsed, initial = state["epoch"], state["elapsed"], state["initial"]
+        best = state.get("best", -math.inf)
         shuffle_gen.set_state(extra["shuffle_gen"])
         noise_gen.set_state(extra["noise_gen"].to(noise_gen.get_state().device))
         history = runs.read_history(run_dir / "history.csv")
+    best_state = {k: v.clone() for k, v in model.state_dict().items()}
+    if config.compile:
+        model.encoder.compile()
+        model.decoder.compile()
+    writer = _tensorboard(run_dir, config.tensorboard)
 
     n, bs = train_x.shape[0], config.batch_size
     steps = math.ceil(n / bs)
+    total_steps = config.epochs * steps
     bar = tqdm(total=(config.epochs - start_epoch) * steps, disable=not progress,
                desc="train", unit="step", dynamic_ncols=True)
     model.train()
+    stop_reason, stale = "epochs", 0
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=config.bf16)
     for epoch in range(start_epoch + 1, config.epochs + 1):
         t0 = time.perf_counter()
         perm = torch.randperm(n, generator=shuffle_gen).to(device)
-        running = torch.zeros((), device=device)
+        running, seen = torch.zeros((), device=device), 0
         for i in range(steps):
+            fraction = max(((epoch - 1) * steps + i) / total_steps,
+                           (elapsed + time.perf_counter() - t0) / time_limit)
+            lr, beta = schedules(config, fraction)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             xb = train_x[perm[i * bs:(i + 1) * bs]]
-            out = elbo(model, xb, num_samples=config.num_samples, beta=config.beta, noise=noise)
+            if dynamic:
+                xb = torch.bernoulli(xb, generator=noise_gen)
+            with autocast:
+                out = elbo(model, xb, num_samples=config.num_samples, beta=beta, noise=noise)
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             optimizer.step()
             running += out.elbo * xb.shape[0]
+            seen += xb.shape[0]
             bar.update(1)
             if i == steps - 1 or i % 50 == 0:
                 bar.set_postfix(epoch=epoch, loss=f"{float(out.loss.detach()):.3f}")
+            if elapsed + time.perf_counter() - t0 >= time_limit:
+                stop_reason = "time_limit"
+                break
         elapsed += time.perf_counter() - t0
         test = evaluate_elbo(model, test_x, config.eval_samples, generator=eval_gen())
-        history.append({"epoch": epoch, "train_elbo": float(running) / n,
-                        "test_elbo": test["elbo"], "test_recon": test["recon"],
-                        "test_kl": test["kl"], "seconds": elapsed})
-        if run_dir is not None:
+        row = {"epoch": epoch, "train_elbo": float(running) / seen, "test_elbo": test["elbo"],
+               "test_recon": test["recon"], "test_kl": test["kl"], "lr": lr, "beta": beta,
+               "seconds": elapsed}
+        if valid_x is not None:
+            row["valid_elbo"] = evaluate_elbo(model, valid_x, config.eval_samples,
+                                              generator=eval_gen())["elbo"]
+            if row["valid_elbo"] > best:
+                best, stale = row["valid_elbo"], 0
+                best_state = {k: v.clone() for k, v in model.state_dict().items()}
+            else:
+                stale += 1
+                if config.patience is not None and stale >= config.patience:
+                    stop_reason = "early_stopping"
+        history.append(row)
+        if writer is not None:
+            for key, value in row.items():
+                if key != "epoch":
+                    writer.add_scalar(key, value, epoch)
+        last = epoch == config.epochs or stop_reason != "epochs"
+        if run_dir is not None and (epoch % config.checkpoint_every == 0 or last):
             runs.save_checkpoint(
                 run_dir, model, optimizer,
-                {"epoch": epoch, "elapsed": elapsed, "initial": initial},
+                {"epoch": epoch, "elapsed": elapsed, "initial": initial, "best": best},
                 extra={"shuffle_gen": shuffle_gen.get_state(),
                        "noise_gen": noise_gen.get_state().cpu()})
             runs.write_history(run_dir / "history.csv", history)
+        if stop_reason != "epochs":
+            break
     bar.close()
+    if writer is not None:
+        writer.close()
+    if valid_x is not None and config.patience is not None:
+        model.load_state_dict(best_state)  # early stopping keeps the best validation model
 
     train_final = evaluate_elbo(model, train_x, config.eval_samples, generator=eval_gen())
     test_final = evaluate_elbo(model, test_x, config.eval_samples, generator=eval_gen())
@@ -135,8 +225,9 @@ def train(
         "train_elbo": train_final["elbo"], "test_elbo": test_final["elbo"],
         "test_recon": test_final["recon"], "test_kl": test_final["kl"],
         "train_recon": train_final["recon"], "train_kl": train_final["kl"],
-        "initial_test_elbo": initial["elbo"], "epochs": config.epochs,
-        "wall_time_s": elapsed, "device": str(device), "dataset": data.name,
+        "initial_test_elbo": initial["elbo"], "epochs": history[-1]["epoch"] if history else 0,
+        "stop_reason": stop_reason, "wall_time_s": elapsed, "device": str(device),
+        "dataset": data.name, "train_examples": n,
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "units": "nats per example",
     }
@@ -148,14 +239,53 @@ def train(
 
 
 def write_figures(run_dir: Path, model: VAE, data: Dataset, history: list[dict[str, float]],
-                  seed: int = 0) -> None:
-    """``reconstructions.png``, ``samples.png``, ``loss.png``."""
+                  seed: int = 0) -> list[Path]:
+    """Reconstructions, prior samples, loss curves, latent traversals, the latent scatter and,
+    for 2-D latents, the learned manifold. Returns the paths written."""
+    from .evaluation import posterior_means
+
+    model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randperm(data.test.shape[0], generator=gen)[:10]
     x = data.test[idx].to(device)
-    viz.save_reconstructions(run_dir / "reconstructions.png", x, model.reconstruct(x), data.image_shape)
+    paths = {name: run_dir / f"{name}.png" for name in
+             ("reconstructions", "samples", "loss", "traversals", "latent_scatter", "manifold")}
+    viz.save_reconstructions(paths["reconstructions"], x, model.reconstruct(x), data.image_shape)
     samples = model.sample(50, generator=torch.Generator(device).manual_seed(seed))
-    viz.save_samples(run_dir / "samples.png", samples, data.image_shape)
+    viz.save_samples(paths["samples"], samples, data.image_shape)
+    written = [paths["reconstructions"], paths["samples"]]
     if history:
-        viz.save_loss_curves(run_dir / "loss.png", history)
+        viz.save_loss_curves(paths["loss"], history)
+        written.append(paths["loss"])
+    with torch.no_grad():
+        means = posterior_means(model, data.test)
+        decode = model.decoder.mean
+        viz.save_traversals(paths["traversals"], decode, means.mean(0).to(device), data.image_shape)
+        viz.save_latent_scatter(paths["latent_scatter"], means, data.test_labels)
+        written += [paths["traversals"], paths["latent_scatter"]]
+        if model.latent_dim == 2:
+            viz.save_manifold(paths["manifold"], decode, data.image_shape, device=device)
+            written.append(paths["manifold"])
+    return written
+
+
+def load_run(run_dir: str | Path, device: str = "auto", data_dir: str | None = None
+             ) -> tuple[TrainConfig, VAE, Dataset]:
+    """A finished (or checkpointed) run: its config, the model with its weights, its data."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise ValueError(f"{str(run_dir)!r} is not a run directory (no config.json)")
+    config = TrainConfig.load(run_dir / "config.json")
+    if data_dir is not None:
+        config = config.replace(data_dir=data_dir)
+    dev = resolve_device(device)
+    data = load_data(config)
+    model = build_model(config, data.dim)
+    weights = run_dir / "model.safetensors"
+    if weights.is_file():
+        model.load_state_dict(runs.load_weights(weights))
+    else:  # an unfinished run: take the model from its checkpoint
+        tensors = runs.load_weights(run_dir / runs.CHECKPOINT)
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    return config, model.to(dev).eval(), data
