@@ -128,6 +128,12 @@ def test_beta_and_free_bits():
     (-model2.log_likelihood(x, z).mean()).backward()
     for p1, p2 in zip(model.encoder.parameters(), model2.encoder.parameters()):
         torch.testing.assert_close(p1.grad, p2.grad)
+    # the Monte Carlo per-dimension KL (pathwise and STL): floor binding / not binding
+    for est in ("pathwise", "stl"):
+        out = elbo(model, x, 1, noise=_noise(1), kl="mc", estimator=est, free_bits=lam + 5)
+        torch.testing.assert_close(out.loss, out.recon + (lam + 5) * 2)
+        low = elbo(model, x, 1, noise=_noise(1), kl="mc", estimator=est, free_bits=1e-9)
+        torch.testing.assert_close(low.loss, low.recon + low.kl)
     # a floor on the total when the KL does not factorize (mixture prior)
     mog = _tiny(prior="mog")
     out = elbo(mog, x, 1, noise=_noise(0), free_bits=100.0)

@@ -127,18 +127,18 @@ def elbo(
                          "prior and estimator='pathwise'")
     z, log_q = sample_posterior(q, num_samples, noise)               # (S, B, L), (S, B)
     recon = -model.log_likelihood(x, z).mean(0)                       # (B,)
-    kl_dims = None
+    kl_dims = None                                                    # (B, L) when it factorizes
     if analytic:
-        kl_dims = kl_normal_standard(q.loc, q.logvar)                 # (B, L)
-        kl_b = kl_dims.sum(-1)
+        kl_dims = kl_normal_standard(q.loc, q.logvar)
+        kl_b = kl_dims.sum(-1)                                        # (B,)
     else:
-        qe = q if estimator == "pathwise" else None
-        log_q_used = log_q if qe is not None else log_q_detached(q, z)
+        stl = estimator == "stl"
+        log_q_used = log_q_detached(q, z) if stl else log_q
         kl_b = (log_q_used - model.prior().log_prob(z)).mean(0)       # (B,)
-        if factorized and free_bits > 0:
+        if factorized and free_bits > 0:  # log N(z; mu, s) - log N(z; 0, 1), per dimension
             from ..estimators import detach_params
-            qd = q if qe is not None else detach_params(q)
-            kl_dims = (qd.log_prob(z) + 0.5 * z.pow(2) + _HALF_LOG_2PI).mean(0)
+            kl_dims = ((detach_params(q) if stl else q).log_prob(z)
+                       + 0.5 * z.pow(2) + _HALF_LOG_2PI).mean(0)
     if free_bits > 0:
         if kl_dims is not None:
             kl_term = kl_dims.mean(0).clamp(min=free_bits).sum()
