@@ -1,0 +1,177 @@
+"""VAE speed, in one run, on the same MLP (784-300-300-40, tanh, batch 100, Adam 1e-3):
+
+Training throughput (examples / s over whole epochs):
+    reparam      reparam.vae.train(...) (the toolkit's loop: schedules, metrics, checkpoint-free)
+    bare loop    a hand-written PyTorch loop (plain reparameterization, BCE-with-logits, analytic KL)
+    pythae       pythae's TrainingPipeline / BaseTrainer (bench extra: pip install pythae)
+
+Importance-sampled NLL evaluation (examples / s, k importance samples each):
+    reparam      reparam.vae.evaluation.log_likelihood (chunks of samples, streaming logsumexp)
+    batched      a straightforward batched evaluator: batches of 100 examples, one importance
+                 sample per forward pass, log-weights stacked to (k, B) then logsumexp
+    pythae       pythae's VAE.get_nll (per data point)
+
+    python benchmarks/vae_speed.py --data-dir ../shared/data [--train-n 10000 --epochs 2
+           --eval-n 200 --k 1000] [--skip-pythae]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reparam.data import load_dataset
+from reparam.vae import VAE, TrainConfig, train
+from reparam.vae.evaluation import log_likelihood
+
+HIDDEN, LATENT, BATCH, LR = (300, 300), 40, 100, 1e-3
+
+
+def bare_loop(x: torch.Tensor, epochs: int, seed: int = 0) -> float:
+    torch.manual_seed(seed)
+    d = x.shape[1]
+    enc = nn.Sequential(nn.Linear(d, 300), nn.Tanh(), nn.Linear(300, 300), nn.Tanh(),
+                        nn.Linear(300, 2 * LATENT))
+    dec = nn.Sequential(nn.Linear(LATENT, 300), nn.Tanh(), nn.Linear(300, 300), nn.Tanh(),
+                        nn.Linear(300, d))
+    opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=LR)
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        perm = torch.randperm(x.shape[0])
+        for i in range(0, x.shape[0], BATCH):
+            xb = x[perm[i:i + BATCH]]
+            mu, logvar = enc(xb).chunk(2, dim=-1)
+            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+            rec = F.binary_cross_entropy_with_logits(dec(z), xb, reduction="sum")
+            kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+            loss = (rec + kl) / xb.shape[0]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return x.shape[0] * epochs / (time.perf_counter() - t0)
+
+
+def reparam_train(data, epochs: int) -> tuple[float, VAE]:
+    cfg = TrainConfig(epochs=epochs, batch_size=BATCH, lr=LR, latent_dim=LATENT, hidden=list(HIDDEN),
+                      activation="tanh", eval_samples=1, tensorboard=False)
+    result = train(cfg, dataset=data, save=False, progress=False)
+    return data.train.shape[0] * epochs / result.metrics["wall_time_s"], result.model
+
+
+def pythae_train(x: torch.Tensor, epochs: int):
+    from pythae.models import VAE as PVAE
+    from pythae.models import VAEConfig
+    from pythae.models.base.base_utils import ModelOutput
+    from pythae.models.nn import BaseDecoder, BaseEncoder
+    from pythae.pipelines import TrainingPipeline
+    from pythae.trainers import BaseTrainerConfig
+
+    d = x.shape[1]
+
+    class Enc(BaseEncoder):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(d, 300), nn.Tanh(), nn.Linear(300, 300), nn.Tanh(),
+                                     nn.Linear(300, 2 * LATENT))
+
+        def forward(self, x):
+            mu, logvar = self.net(x.reshape(x.shape[0], -1)).chunk(2, dim=-1)
+            return ModelOutput(embedding=mu, log_covariance=logvar)
+
+    class Dec(BaseDecoder):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(LATENT, 300), nn.Tanh(), nn.Linear(300, 300),
+                                     nn.Tanh(), nn.Linear(300, d), nn.Sigmoid())
+
+        def forward(self, z):
+            return ModelOutput(reconstruction=self.net(z))
+
+    model = PVAE(VAEConfig(input_dim=(d,), latent_dim=LATENT, reconstruction_loss="bce"),
+                 encoder=Enc(), decoder=Dec())
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = BaseTrainerConfig(output_dir=tmp, num_epochs=epochs, per_device_train_batch_size=BATCH,
+                                learning_rate=LR, optimizer_cls="Adam", no_cuda=True)
+        t0 = time.perf_counter()
+        TrainingPipeline(model=model, training_config=cfg)(train_data=x)
+        rate = x.shape[0] * epochs / (time.perf_counter() - t0)
+    return rate, model
+
+
+@torch.no_grad()
+def batched_nll(model: VAE, x: torch.Tensor, k: int) -> torch.Tensor:
+    out = []
+    for i in range(0, x.shape[0], 100):
+        xb = x[i:i + 100]
+        q = model.encode(xb)
+        mu, std = q.loc, q.scale
+        lws = []
+        for _ in range(k):
+            z = mu + std * torch.randn_like(mu)
+            log_px = -F.binary_cross_entropy_with_logits(model.decoder.net(z), xb,
+                                                         reduction="none").sum(-1)
+            log_pz = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+            log_qz = torch.distributions.Normal(mu, std).log_prob(z).sum(-1)
+            lws.append(log_px + log_pz - log_qz)
+        out.append(-(torch.logsumexp(torch.stack(lws), 0) - math.log(k)))
+    return torch.cat(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="VAE training and evaluation speed vs peers")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--train-n", type=int, default=10000)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--eval-n", type=int, default=200)
+    parser.add_argument("--k", type=int, default=1000)
+    parser.add_argument("--pythae-eval-n", type=int, default=20)
+    parser.add_argument("--skip-pythae", action="store_true")
+    args = parser.parse_args()
+    ds = load_dataset("binarized-mnist", data_dir=args.data_dir)
+    ds.train = ds.train[:args.train_n]
+    ds.test = ds.test[torch.randperm(ds.test.shape[0], generator=torch.Generator().manual_seed(0))]
+    x_eval = ds.test[:args.eval_n]
+    ds.test = ds.test[:100]
+    print(f"binarized MNIST (static), MLP 784-300-300-40 tanh, batch {BATCH}, Adam; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+    rows = {"bare loop": bare_loop(ds.train, args.epochs)}
+    rows["reparam"], model = reparam_train(ds, args.epochs)
+    if not args.skip_pythae:
+        rows["pythae"], pmodel = pythae_train(ds.train, args.epochs)
+    rows["bare loop (again)"] = bare_loop(ds.train, args.epochs)
+    bare = 0.5 * (rows["bare loop"] + rows.pop("bare loop (again)"))
+    rows["bare loop"] = bare
+    print(f"\ntraining: {args.train_n} examples x {args.epochs} epochs")
+    print(f"{'trainer':<12}{'examples/s':>12}{'reparam speed-up':>18}")
+    for name, rate in rows.items():
+        print(f"{name:<12}{rate:>12.0f}{rows['reparam'] / rate:>18.2f}")
+
+    t0 = time.perf_counter()
+    ours = -log_likelihood(model, x_eval, k=args.k, generator=torch.Generator().manual_seed(0))
+    ev = {"reparam": args.eval_n / (time.perf_counter() - t0)}
+    t0 = time.perf_counter()
+    base = batched_nll(model, x_eval, args.k)
+    ev["batched"] = args.eval_n / (time.perf_counter() - t0)
+    if not args.skip_pythae:
+        xp = x_eval[:args.pythae_eval_n]
+        t0 = time.perf_counter()
+        pnll = -pmodel.get_nll(xp, n_samples=args.k, batch_size=100)
+        ev["pythae get_nll"] = args.pythae_eval_n / (time.perf_counter() - t0)
+    print(f"\nIS evaluation, k={args.k}: reparam NLL {ours.mean():.2f}, batched NLL {base.mean():.2f} "
+          f"({args.eval_n} test images, seeded random subset)"
+          + ("" if args.skip_pythae else f"; pythae NLL {pnll:.2f} on its own model, "
+             f"{args.pythae_eval_n} images"))
+    print(f"{'evaluator':<16}{'examples/s':>12}{'reparam speed-up':>18}")
+    for name, rate in ev.items():
+        print(f"{name:<16}{rate:>12.2f}{ev['reparam'] / rate:>18.2f}")
+
+
+if __name__ == "__main__":
+    main()
