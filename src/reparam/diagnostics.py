@@ -119,6 +119,11 @@ def _named(params: Params) -> dict[str, torch.Tensor]:
     return named
 
 
+def _grads(surrogate, tensors):
+    out = surrogate()
+    return torch.autograd.grad(out.sum() if out.dim() else out, tensors, allow_unused=True)
+
+
 def _sync(params: dict[str, torch.Tensor]) -> None:
     dev = next(iter(params.values())).device
     if dev.type == "cuda":
@@ -128,19 +133,20 @@ def _sync(params: dict[str, torch.Tensor]) -> None:
 def gradient_stats(surrogate: Callable[[], torch.Tensor], params: Params, repeats: int = 1000,
                    *, warmup: int = 0, replica_dim: int | None = None) -> GradientStats:
     """Call ``surrogate()`` ``warmup + repeats`` times; statistics of ``d surrogate / d params``
-    over the last ``repeats`` calls (times ``params[...].shape[replica_dim]`` replicas)."""
+    (a non-scalar surrogate is summed) over the last ``repeats`` calls, times
+    ``params[...].shape[replica_dim]`` replicas when ``replica_dim`` is given."""
     named = _named(params)
     if repeats < 1 or warmup < 0:
         raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}")
     tensors = list(named.values())
     for _ in range(warmup):
-        torch.autograd.grad(surrogate(), tensors, allow_unused=True)
+        _grads(surrogate, tensors)
     moments = {n: _Moments() for n in named}
     seconds = 0.0
     for _ in range(repeats):
         _sync(named)
         t0 = time.perf_counter()
-        grads = torch.autograd.grad(surrogate(), tensors, allow_unused=True)
+        grads = _grads(surrogate, tensors)
         _sync(named)
         seconds += time.perf_counter() - t0
         for (name, p), g in zip(named.items(), grads, strict=True):
