@@ -20,7 +20,8 @@ class MeasureValued(Estimator):
     r"""Weak derivatives of ``N(mu, sigma^2)``, coordinate by coordinate, with coupling.
 
     ``d/dmu E f = (1 / (sigma sqrt(2 pi))) E_w[f(mu + sigma w) - f(mu - sigma w)]``,
-    ``w ~ Rayleigh(1)`` (a Weibull with shape 2, scale sqrt 2), one ``w`` for both sides.
+    ``w ~ Rayleigh(1)`` (the survey's Weibull(2, 0.5): density ``w exp(-w^2 / 2)``), one ``w``
+    for both sides.
 
     ``d/dsigma E f = (1 / sigma) E[f(mu + sigma u) - f(mu + sigma u U)]``, ``u`` double-sided
     Maxwell (density ``u^2 phi(u)``), ``U ~ Uniform(0, 1)``: ``u U`` is standard normal, the
