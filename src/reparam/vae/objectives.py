@@ -64,8 +64,12 @@ def log_q_detached(q, z: torch.Tensor) -> torch.Tensor:
     if hasattr(q, "rsample_with_log_prob"):
         raise ValueError(f"{type(q).__name__} cannot evaluate log q at a given z (a flow without "
                          f"inverse): use estimator='pathwise'")
-    from ..estimators import detach_params
-    return _sum_to(detach_params(q).log_prob(z), z.dim() - 1)
+    if isinstance(q, Normal) and q._by_logvar:  # fast path for the usual encoder output
+        qd = Normal(q.loc.detach(), logvar=q.logvar.detach(), validate_args=False)
+    else:
+        from ..estimators import detach_params
+        qd = detach_params(q)
+    return _sum_to(qd.log_prob(z), z.dim() - 1)
 
 
 def log_weights(model, x: torch.Tensor, num_samples: int, noise: NoiseSource | None = None,
