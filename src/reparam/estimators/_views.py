@@ -96,7 +96,10 @@ def rebuild(dist: Distribution, params: Mapping[str, torch.Tensor]) -> Distribut
 def detach_params(dist: Distribution) -> Distribution:
     """``dist`` with every parameter detached: ``log_prob`` then has no parameter gradient,
     only the gradient through its argument (the path through ``z``)."""
-    return rebuild(dist, {n: v.detach() for n, v in parameters(dist).items()})
+    params = parameters(dist)
+    if not any(v.requires_grad for v in params.values()):
+        return dist  # nothing to detach (also covers parameter-free families)
+    return rebuild(dist, {n: v.detach() for n, v in params.items()})
 
 
 def with_live(dist: Distribution, live: str) -> Distribution:
