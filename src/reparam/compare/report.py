@@ -84,6 +84,18 @@ def survey_markdown(result: dict) -> str:
                         f"{'*' if n in wins else ''} ({_fmt(cell[n]['variance'])})"
                         for n in names]
                 out.append(f"| {k:g} | " + " | ".join(vals) + f" | {', '.join(wins) or '-'} |")
+    out += ["", "Cost: wall time per estimate (amortised over the replicas of one call) and "
+            "efficiency 1 / (variance x time) relative to pathwise, median over all cells.\n",
+            "| estimator | us / estimate | efficiency vs pathwise (median) |", "|---|---|---|"]
+    key = lambda r: (r["cost"], r["k"], r["param"])  # noqa: E731
+    ref = {key(r): r["efficiency"] for r in rows if r["estimator"] == "pathwise"}
+    for n in names:
+        sec = [r["seconds_per_estimate"] for r in rows if r["estimator"] == n]
+        ratio = sorted(r["efficiency"] / ref[key(r)] for r in rows
+                       if r["estimator"] == n and key(r) in ref
+                       and math.isfinite(r["efficiency"]) and math.isfinite(ref[key(r)]))
+        med = f"{ratio[len(ratio) // 2]:.3g}" if ratio else "-"
+        out.append(f"| {n} | {1e6 * sum(sec) / len(sec):.2f} | {med} |")
     return "\n".join(out) + "\n"
 
 
