@@ -2,7 +2,9 @@
 counterpart, interleaved in one run (construction included: parameters change every step).
 
 Prints the median time of ``d = Family(params); d.rsample((S,)).mul(g).sum().backward()``
-for both, and the ratio reparam / torch (> 1: reparam slower). Both with validate_args=False.
+for both, and the ratio reparam / torch (> 1: reparam slower) of the medians and of the minima.
+On the CPU the clock is this thread's CPU time with one intra-op thread, so other jobs on a
+shared machine do not enter the figures. Both with validate_args=False.
 
     python benchmarks/families.py [--batch 1000] [--samples 1000] [--repeats 9] [--device cpu]
 """
@@ -75,14 +77,19 @@ def multivariate(b: int) -> dict:
 
 
 def time_one(make, params, samples: int, device) -> float:
+    """Seconds for one construction + rsample + backward: CPU time of this thread on the CPU
+    (robust to other jobs on a shared machine; run with one intra-op thread), wall time on CUDA."""
     leaves = [p.detach().clone().requires_grad_() for p in params]
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    sync()
-    t0 = time.perf_counter()
+    cuda = device.type == "cuda"
+    clock = time.perf_counter if cuda else time.thread_time
+    if cuda:
+        torch.cuda.synchronize()
+    t0 = clock()
     z = make(*leaves, validate_args=False).rsample((samples,))
     z.sum().backward()
-    sync()
-    return time.perf_counter() - t0
+    if cuda:
+        torch.cuda.synchronize()
+    return clock() - t0
 
 
 def main() -> None:
@@ -92,8 +99,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--only", nargs="*", help="family names to run (default: all)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads on the CPU")
     args = parser.parse_args()
     device = torch.device(args.device)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rows = []
     for table, samples in ((univariate(args.batch), args.samples),
@@ -110,18 +119,21 @@ def main() -> None:
                     if i >= 2:
                         times[k].append(dt)
             med = {k: statistics.median(v) for k, v in times.items()}
-            rows.append((name, med["reparam"], med.get("torch")))
+            low = {k: min(v) for k, v in times.items()}
+            rows.append((name, med["reparam"], med.get("torch"), low["reparam"], low.get("torch")))
     print(f"rsample + backward, batch {args.batch} x samples {args.samples} (multivariate: "
           f"{args.batch // 10} x {args.samples // 10}), float32, {device}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, median of {args.repeats}")
-    print("| family | reparam ms | torch ms | reparam / torch |\n|---|---:|---:|---:|")
-    for name, ours, theirs in rows:
+          f"{torch.get_num_threads()} thread(s), {'wall' if device.type == 'cuda' else 'thread CPU'} "
+          f"time, median of {args.repeats}")
+    print("| family | reparam ms | torch ms | reparam / torch (medians) | (minima) |")
+    print("|---|---:|---:|---:|---:|")
+    for name, ours, theirs, ours_min, theirs_min in rows:
         t = f"{1e3 * theirs:.2f}" if theirs else "(none)"
-        r = f"{ours / theirs:.2f}" if theirs else "-"
+        r = f"{ours / theirs:.2f} | {ours_min / theirs_min:.2f}" if theirs else "- | -"
         print(f"| {name} | {1e3 * ours:.2f} | {t} | {r} |")
-    worst = max(((o / t, n) for n, o, t in rows if t), default=None)
+    worst = max(((o / t, n) for n, o, t, _, _ in rows if t), default=None)
     if worst:
-        print(f"\nslowest relative to torch: {worst[1]} at {worst[0]:.2f}x")
+        print(f"\nslowest relative to torch (medians): {worst[1]} at {worst[0]:.2f}x")
 
 
 if __name__ == "__main__":

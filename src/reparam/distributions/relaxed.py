@@ -27,21 +27,22 @@ _LOG = "_reparam_log"  # the log-space sample, attached to the tensors that rsam
 
 
 class _Temper(torch.autograd.Function):
-    """``x = s / T``; backward ``ds = g / T``, ``dT = -sum(g x) / T`` with ``g = 0`` terms
-    dropped, so saturated entries (``x = +-inf`` at tiny ``T``) give 0, not ``0 * inf``."""
+    """``x = s / T``, clamped to the finite range (``-inf`` at tiny ``T`` would make ``0 * inf``
+    in the backward); backward ``ds = g / T``, ``dT = -sum(g x) / T`` (never forms ``T^2``,
+    which underflows for ``T < 1e-19`` in float32)."""
 
     @staticmethod
     def forward(ctx, s, temperature):
-        x = s / temperature
+        big = torch.finfo(s.dtype).max
+        x = (s / temperature).clamp_(-big, big)
         ctx.save_for_backward(x, temperature)
         return x
 
     @staticmethod
     def backward(ctx, grad):
         x, temperature = ctx.saved_tensors
-        grad_s = grad / temperature
-        gx = torch.where(grad == 0, 0.0, grad * x)
-        return grad_s, (-gx / temperature).sum_to_size(temperature.shape)
+        grad_t = (grad * x).sum_to_size(temperature.shape).div_(temperature).neg_()
+        return grad / temperature, grad_t
 
 
 class _Relaxed(Reparameterized):
@@ -121,10 +122,12 @@ class RelaxedOneHotCategorical(_Relaxed):
     def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
         logits = self._logits_t()
         u = self._draw_uniform(sample_shape, noise, logits)
-        s = logits - torch.log(-torch.log(u))
+        s = logits - torch.log(u).neg_().log_()  # logits + Gumbel noise
         s = s - s.detach().amax(-1, keepdim=True)  # shift-invariant; keeps x <= 0
-        log_y = F.log_softmax(_Temper.apply(s, self._temperature_b()), dim=-1)
-        y = torch.exp(log_y)
+        x = _Temper.apply(s, self._temperature_b())  # max_k x_k = 0: sum_k e^x_k in [1, K]
+        e = torch.exp(x)
+        total = e.sum(-1, keepdim=True)
+        log_y, y = x - torch.log(total), e / total  # log_softmax(x), softmax(x)
         if self.straight_through:
             hard = F.one_hot(log_y.argmax(-1), log_y.shape[-1]).to(y.dtype)
             y = hard + (y - y.detach())
