@@ -1,7 +1,7 @@
 """reparam: the reparameterization trick, its estimators, and a VAE toolkit on PyTorch."""
 
-from . import distributions, noise
+from . import diagnostics, distributions, estimators, noise
 
 __version__ = "0.1.0"
 
-__all__ = ["distributions", "noise", "__version__"]
+__all__ = ["diagnostics", "distributions", "estimators", "noise", "__version__"]

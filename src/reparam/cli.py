@@ -159,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--npy", default=None, help="also save the pixel means as a .npy array")
 
     _run_dir_parser(sub, "plot", "regenerate every figure of a run")
+    sub.add_parser("compare", help="compare gradient estimators: the survey's test problems and a "
+                                   "VAE study (see `reparam compare --help`)", add_help=False)
     return parser
 
 
@@ -167,6 +169,11 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["compare"]:  # the study has its own parser
+        from .compare.cli import main as compare_main
+
+        return compare_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
