@@ -245,7 +245,7 @@ def test_pathwise_gradient_unbiased(case):
         assert abs(float(g.mean()) - exact) < 5 * se + 1e-6, (fname, name, float(g.mean()), exact, se)
 
 
-# 4. float32: finite samples and gradients on a wide grid ---------------------------------
+# 4. float32: finite samples, log densities and gradients on a wide grid ---------------------------------
 @pytest.mark.parametrize("case", [c for c in CASES if c.grid], ids=[c.id for c in CASES if c.grid])
 def test_float32_finite_gradients(case):
     names = list(case.grid)
@@ -257,8 +257,9 @@ def test_float32_finite_gradients(case):
                   for k, v in {**case.params, **point}.items()}
         d = case.make(**leaves)
         z = d.rsample((256,), noise=MonteCarlo(torch.Generator().manual_seed(5)))
-        grads = torch.autograd.grad(z.sum(), [v for v in leaves.values()], allow_unused=True)
-        assert torch.isfinite(z).all(), (point, z)
+        log_p = d.log_prob(z)
+        grads = torch.autograd.grad(z.sum() + log_p.sum(), list(leaves.values()), allow_unused=True)
+        assert torch.isfinite(z).all() and torch.isfinite(log_p).all(), (point, z, log_p)
         for k, g in zip(leaves, grads, strict=True):
             assert g is None or torch.isfinite(g).all(), (point, k, g)
 
@@ -280,6 +281,14 @@ def test_shapes_expand_and_dtype(case):
     assert d.log_prob(z).shape == (2, 4, 3)
     assert d.sample((5,), noise=Sobol(seed=0)).shape == (5, 4, 3)
     assert d.has_rsample and isinstance(d, D.Reparameterized)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_log_prob_of_sample_matches_plain_value(case):
+    """Families that carry a log-space value on their samples agree with the plain formula."""
+    d = make(case)
+    z = d.rsample((64,), noise=MonteCarlo(torch.Generator().manual_seed(6)))
+    close(d.log_prob(z), d.log_prob(z.detach().clone()), rtol=1e-10)
 
 
 # KLs registered with torch, against quadrature ---------------------------------------------

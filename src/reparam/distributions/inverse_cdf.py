@@ -153,6 +153,24 @@ class Kumaraswamy(InverseCDF):
                 concentration0 * log1mexp(concentration1 * torch.log(x))),
             validate_args=validate_args)
 
+    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+        """``log(1 - z^a) = log1p(-u) / b``, ``log z = log(-expm1(log(1 - z^a))) / a``; both
+        ride on the sample, so ``log_prob`` of a sample stays finite where ``z`` rounds to 0 or 1."""
+        a, b = self.concentration1, self.concentration0
+        log_t = torch.log1p(-self._draw_uniform(sample_shape, noise, a)) / b
+        log_z = torch.log(-torch.expm1(log_t)) / a
+        z = torch.exp(log_z)
+        z._reparam_log = (log_z, log_t)
+        return z
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        cached = getattr(value, "_reparam_log", None)
+        if cached is None:
+            return super().log_prob(value)
+        log_z, log_t = cached
+        a, b = self.concentration1, self.concentration0
+        return torch.log(a * b) + (a - 1) * log_z + (b - 1) * log_t
+
     def _moment(self, k: int) -> torch.Tensor:
         """``E[z^k] = b B(1 + k/a, b)``."""
         a, b = self.concentration1, self.concentration0
