@@ -118,6 +118,10 @@ class Uniform(LocationScale):
     def arg_constraints(self) -> dict:
         return {"low": constraints.real, "high": Above("low", self.low)}
 
+    @constraints.dependent_property(is_discrete=False, event_dim=0)
+    def support(self):
+        return constraints.interval(self.low, self.high)  # exact ends, not low + (high - low)
+
 
 # Closed-form KLs between members of one family (p = first argument).
 @register_kl(Laplace, Laplace)
