@@ -122,6 +122,13 @@ class Uniform(LocationScale):
     def support(self):
         return constraints.interval(self.low, self.high)  # exact ends, not low + (high - low)
 
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """``-log(high - low)`` on ``[low, high]`` (compared with the ends themselves)."""
+        if self._validate_args:
+            self._validate_sample(value)
+        inside = (value >= self.low) & (value <= self.high)
+        return torch.where(inside, -torch.log(self.scale), -math.inf)
+
 
 # Closed-form KLs between members of one family (p = first argument).
 @register_kl(Laplace, Laplace)
