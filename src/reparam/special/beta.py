@@ -24,34 +24,35 @@ def softplus(u: torch.Tensor) -> torch.Tensor:
 
 
 def _side(lx, ly, a, b, upper: bool):
-    """``int`` over ``u >= u_x`` (upper) or ``u <= u_x`` of ``(s_a, s_b) exp(L(u)) du``."""
+    """``int`` over ``u >= u_x`` (upper) or ``u <= u_x`` of ``(s_a, s_b) exp(L(u)) du``.
+
+    ``log t = -softplus(-u)`` and ``log(1 - t) = log t - u``: one ``softplus`` per node.
+    """
     sign = 1.0 if upper else -1.0
     u_x = lx - ly
     ab = torch.digamma(a + b)
     c_a, c_b = torch.digamma(a) - ab, torch.digamma(b) - ab
 
-    def logs(v):  # log t, log(1 - t) at u = u_x + sign v
-        u = u_x + sign * v
-        return -softplus(-u), -softplus(u)
+    def L_of(lt, u):
+        return a * (lt - lx) + b * (lt - u - ly)
 
     def L(v):
-        lt, lt1 = logs(v)
-        return a * (lt - lx) + b * (lt1 - ly)
+        u = u_x + sign * v
+        return L_of(-softplus(-u), u)
 
     def dL(v):
         u = u_x + sign * v
         return sign * (a * torch.sigmoid(-u) - b * torch.sigmoid(u))
 
+    def integrand(v):
+        u = u_x + sign * v
+        lt = -softplus(-u)
+        e = torch.exp(L_of(lt, u))
+        return (lt - c_a) * e, (lt - u - c_b) * e
+
     v_m = (sign * (torch.log(a / b) - u_x)).clamp_min(0.0)
     guess = 46.0 / torch.minimum(a, b) + 10.0 / (a * b / (a + b)).sqrt()
-
-    def weighted(score_of):
-        def f(v):
-            lt, lt1 = logs(v)
-            return score_of(lt, lt1) * torch.exp(a * (lt - lx) + b * (lt1 - ly))
-        return peak_integral(f, L, dL, v_m, guess)
-
-    return weighted(lambda lt, lt1: lt - c_a), weighted(lambda lt, lt1: lt1 - c_b)
+    return peak_integral(integrand, L, dL, v_m, guess)
 
 
 def beta_dx_dab(log_x: torch.Tensor, log_y: torch.Tensor, a: torch.Tensor,
@@ -69,10 +70,14 @@ def beta_dx_dab(log_x: torch.Tensor, log_y: torch.Tensor, a: torch.Tensor,
     upper_b = ly <= torch.digamma(b) - ab  # s_b <= 0 on [x, 1]
     outs = (torch.zeros_like(xy), torch.zeros_like(xy))
     inner = xy > 0  # a sample that rounded to exactly 0 or 1 stays there: zero gradient
-    for k, upper in enumerate((upper_a, upper_b)):
-        for side in (True, False):
-            m = (upper if side else ~upper) & inner
-            if m.any():
-                j = _side(lx[m], ly[m], a[m], b[m], side)[k]
-                outs[k][m] = xy[m] * j if side else -xy[m] * j
+    for side in (True, False):  # one pass per side, both scores share exp(L)
+        need_a = (upper_a if side else ~upper_a) & inner
+        need_b = (upper_b if side else ~upper_b) & inner
+        m = need_a | need_b
+        if not m.any():
+            continue
+        ja, jb = _side(lx[m], ly[m], a[m], b[m], side)
+        scale = xy[m] if side else -xy[m]
+        for out, need, j in ((outs[0], need_a, ja), (outs[1], need_b, jb)):
+            out[need] = (scale * j)[need[m]]
     return outs[0].to(dtype), outs[1].to(dtype)

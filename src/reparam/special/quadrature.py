@@ -18,54 +18,69 @@ import numpy as np
 import torch
 
 DROP = 46.0  # exp(-46) ~ 1e-20: the truncated tail is below double rounding
-_NODES = 24
-_SPLITS = (0.0, 1 / 256, 1 / 64, 1 / 16, 1 / 4, 1.0)  # geometric panels, fractions of D
+_NODES = 16
+_DROPS = (1.0, 4.0, 14.0, DROP)  # panel ends: where L has fallen by this much from the peak
+_INNER = (0.0, 1 / 64, 1 / 8, 1.0)  # the first panel, split geometrically toward the peak
 
 
 @cache
 def _rule(dtype: torch.dtype, device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Composite Gauss-Legendre nodes / weights on [0, 1] over the geometric panels."""
+    """Gauss-Legendre nodes / weights on [0, 1]."""
     x, w = np.polynomial.legendre.leggauss(_NODES)
-    nodes, weights = [], []
-    for lo, hi in zip(_SPLITS[:-1], _SPLITS[1:]):
-        nodes.append(lo + (hi - lo) * (x + 1) / 2)
-        weights.append((hi - lo) * w / 2)
-    t = torch.tensor(np.concatenate(nodes), dtype=torch.float64)
-    u = torch.tensor(np.concatenate(weights), dtype=torch.float64)
+    t = torch.tensor((x + 1) / 2, dtype=torch.float64)
+    u = torch.tensor(w / 2, dtype=torch.float64)
     return t.to(dtype=dtype, device=device), u.to(dtype=dtype, device=device)
 
 
 def _reach(L: Callable, dL: Callable, v_m: torch.Tensor, sign: float, limit: torch.Tensor,
-           guess: torch.Tensor, steps: int = 10) -> torch.Tensor:
-    """Distance ``D`` from the peak where ``L(v_m + sign D) = L(v_m) - DROP`` (capped at ``limit``)."""
-    top = L(v_m)
+           guess: torch.Tensor, drop: float = DROP, top: torch.Tensor | None = None,
+           steps: int = 10, margin: float = 1.25) -> torch.Tensor:
+    """Distance ``D`` from the peak where ``L(v_m + sign D) = L(v_m) - drop`` (capped at ``limit``)."""
+    top = L(v_m) if top is None else top
     d = torch.minimum(guess, limit).clamp_min(1e-300)
     for _ in range(steps):
         v = v_m + sign * d
-        g = L(v) - top + DROP
+        g = L(v) - top + drop
         slope = sign * dL(v)
         step = torch.where(slope < 0, g / slope, torch.zeros_like(g))
         new = torch.where(torch.isfinite(step), d - step, d / 2)
         # Newton; where it would leave (0, limit] halve or cap instead
         new = torch.where(new > 0, new, d / 2)
         d = torch.minimum(new, limit)
-    return torch.minimum(d * 1.25, limit)
+    return torch.minimum(d * margin, limit)
 
 
 def peak_integral(integrand: Callable, L: Callable, dL: Callable, v_m: torch.Tensor,
-                  guess: torch.Tensor, upper: torch.Tensor | None = None) -> torch.Tensor:
+                  guess: torch.Tensor, upper: torch.Tensor | None = None):
     """``int_0^upper integrand(v) dv`` for ``integrand = s exp(L)`` peaked at ``v_m``.
 
     ``L`` and ``dL`` give the log ratio and its derivative; ``guess`` is a rough width.
-    ``upper`` (default infinity) bounds the domain.
+    ``upper`` (default infinity) bounds the domain. ``integrand`` may return a tuple of
+    tensors (several scores sharing one ``exp(L)``); the result is then a tuple too.
+    A side of the peak of zero length everywhere (a monotone integrand) costs nothing.
     """
     inf = torch.full_like(v_m, float("inf"))
     upper = inf if upper is None else upper
-    d_right = _reach(L, dL, v_m, 1.0, upper - v_m, guess)
-    d_left = _reach(L, dL, v_m, -1.0, v_m, guess)
     nodes, weights = _rule(v_m.dtype, str(v_m.device))
-    total = torch.zeros_like(v_m)
-    for t, w in zip(nodes.unbind(), weights.unbind()):
-        total = total + (w * d_right) * integrand(v_m + t * d_right)
-        total = total + (w * d_left) * integrand(v_m - t * d_left)
-    return total
+    top = L(v_m)
+    total = None
+    for sign, limit in ((1.0, upper - v_m), (-1.0, v_m)):
+        far = _reach(L, dL, v_m, sign, limit, guess, top=top)
+        if not bool((far > 0).any()):
+            continue
+        ends = [_reach(L, dL, v_m, sign, far, far * (k / DROP) ** 0.5, drop=k, top=top,
+                       steps=6, margin=1.0) for k in _DROPS[:-1]] + [far]
+        ends = [ends[0] * f for f in _INNER[1:-1]] + ends
+        lo = torch.zeros_like(far)
+        for hi in ends:
+            width = hi - lo
+            for t, w in zip(nodes.unbind(), weights.unbind()):
+                f = integrand(v_m + sign * (lo + t * width))
+                f = f if isinstance(f, tuple) else (f,)
+                step = [(w * width) * fi for fi in f]
+                total = step if total is None else [a + b for a, b in zip(total, step, strict=True)]
+            lo = hi
+    if total is None:
+        probe = integrand(v_m)
+        total = [torch.zeros_like(p) for p in (probe if isinstance(probe, tuple) else (probe,))]
+    return total[0] if len(total) == 1 else tuple(total)
