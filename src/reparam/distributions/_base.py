@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch.distributions import Distribution, constraints
 from torch.distributions.utils import lazy_property
@@ -29,7 +31,8 @@ def check_parameters(dist: Distribution) -> None:
     """Raise ``ValueError`` naming the first parameter that violates its constraint."""
     name_of = type(dist).__name__
     for param, constraint in dist.arg_constraints.items():
-        if isinstance(type(dist).__dict__.get(param), lazy_property) and param not in dist.__dict__:
+        declared = inspect.getattr_static(type(dist), param, None)
+        if isinstance(declared, lazy_property) and param not in dist.__dict__:
             continue  # a derived parameter that was not given
         value = getattr(dist, param, None)
         if not torch.is_tensor(value):
