@@ -19,8 +19,9 @@ import torch
 
 DROP = 46.0  # exp(-46) ~ 1e-20: the truncated tail is below double rounding
 _NODES = 16
-_DROPS = (1.0, 4.0, 14.0, DROP)  # panel ends: where L has fallen by this much from the peak
+_DROPS = (1.0, 2.5, 6.0, 12.0, 24.0, DROP)  # panel ends: where L has fallen by this much from the peak
 _INNER = (0.0, 1 / 64, 1 / 8, 1.0)  # the first panel, split geometrically toward the peak
+_GEOMETRIC = (1 / 64, 1 / 8)  # plus fractions of the full reach (slow tails)
 
 
 @cache
@@ -70,9 +71,10 @@ def peak_integral(integrand: Callable, L: Callable, dL: Callable, v_m: torch.Ten
             continue
         ends = [_reach(L, dL, v_m, sign, far, far * (k / DROP) ** 0.5, drop=k, top=top,
                        steps=6, margin=1.0) for k in _DROPS[:-1]] + [far]
-        ends = [ends[0] * f for f in _INNER[1:-1]] + ends
+        ends = [ends[0] * f for f in _INNER[1:-1]] + ends + [far * f for f in _GEOMETRIC]
+        ends = torch.stack(ends).sort(dim=0).values  # the union of both panel families
         lo = torch.zeros_like(far)
-        for hi in ends:
+        for hi in ends.unbind():
             width = hi - lo
             for t, w in zip(nodes.unbind(), weights.unbind()):
                 f = integrand(v_m + sign * (lo + t * width))
