@@ -13,6 +13,7 @@ from reparam.special import (
     gamma_dlogx_da,
     log_iv,
     student_t_dt_dnu,
+    vmf_dw_dkappa,
     von_mises_dtheta_dkappa,
 )
 
@@ -149,6 +150,23 @@ def test_von_mises_concentration_derivative(kappa):
             if dtype == torch.float32:
                 continue  # float32 inputs round theta itself; covered by the family tests
             _close(von_mises_dtheta_dkappa(_t(th), _t(kappa)), ref, dtype)
+
+
+@pytest.mark.parametrize("d", [2, 3, 10])
+def test_vmf_height_derivative(d):
+    for kappa in (1e-3, 5.0, 1e3):
+        k = mpmath.mpf(kappa)
+        a = mpmath.besseli(mpmath.mpf(d) / 2, k) / mpmath.besseli(mpmath.mpf(d) / 2 - 1, k)
+        for w in (-0.9, float(a) / 2, float(a) - 0.01, 0.5 * (1 + float(a))):
+            wm = mpmath.mpf(w)
+
+            def ratio(u, wm=wm, k=k):
+                return mpmath.exp(k * (u - wm)) * ((1 - u * u) / (1 - wm * wm)) \
+                    ** (mpmath.mpf(d - 3) / 2)
+
+            lo, hi, sign = (-1, wm, -1) if wm < a else (wm, 1, 1)
+            ref = sign * mpmath.quad(lambda u, r=ratio, a=a: (u - a) * r(u), [lo, hi])
+            _close(vmf_dw_dkappa(_t(w), _t(kappa), d), ref, torch.float64)
 
 
 @pytest.mark.parametrize("nu", [0.0, 0.5, 1.0, 3.5, 24.5])

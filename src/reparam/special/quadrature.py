@@ -3,10 +3,11 @@
 Every implicit derivative here is ``J = int_0^inf s(v) exp(L(v)) dv`` with ``L(0) = 0``,
 ``exp(L)`` the density ratio ``p(t) / p(z)`` in a variable ``v`` chosen so the integrand
 is smooth, and ``s`` the score of the parameter, of one sign on the side integrated (so no
-cancellation). :func:`peak_integral` finds where ``L`` has fallen by ``DROP`` nats on
-both sides of the peak ``v_m`` (safeguarded Newton on the concave or convex ``L``) and
-applies composite Gauss-Legendre on geometric panels anchored at the peak, which resolves
-boundary layers and double-exponential cliffs alike.
+cancellation). :func:`peak_integral` finds, by safeguarded Newton steps on ``L``, where
+``L`` has fallen by 1, 2.5, 6, 12, 24 and ``DROP`` nats on both sides of the peak ``v_m``,
+and applies 16-point Gauss-Legendre on the panels between the union of these points and
+geometric fractions of the full reach (the first panel also split toward the peak): this
+resolves boundary layers, Gaussian peaks, shoulders and double-exponential cliffs alike.
 """
 
 from __future__ import annotations
