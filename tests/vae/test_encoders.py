@@ -6,7 +6,13 @@ from scipy import stats
 
 from reparam.distributions import Normal
 from reparam.noise import MonteCarlo
-from reparam.vae.encoders import FlowEncoder, FullCovEncoder, FullCovNormal, GaussianEncoder
+from reparam.vae.encoders import (
+    FlowEncoder,
+    FullCovEncoder,
+    FullCovNormal,
+    GaussianEncoder,
+    VMFEncoder,
+)
 from reparam.vae.flows import iaf_layers
 from reparam.vae.networks import mlp
 from reparam.vae.objectives import log_q_detached, sample_posterior
@@ -71,3 +77,12 @@ def test_flow_encoder_returns_a_flow_posterior():
     assert z.shape == (2, 4, L) and log_q.shape == (2, 4) and q.mean.shape == (4, L)
     log_q.sum().backward()
     assert all(p.grad is not None for p in enc.parameters())
+
+
+def test_vmf_encoder_gives_unit_directions_and_concentrations_above_one():
+    enc = VMFEncoder(mlp(6, [8], 4), 3).double()
+    q = enc(torch.rand(5, 6, dtype=D))
+    torch.testing.assert_close(q.loc.norm(dim=-1), torch.ones(5, dtype=D))
+    assert (q.concentration > 1).all() and q.batch_shape == (5,) and q.event_shape == (3,)
+    z, log_q = sample_posterior(q, 2)
+    assert z.shape == (2, 5, 3) and log_q.shape == (2, 5)

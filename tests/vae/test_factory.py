@@ -19,6 +19,8 @@ COMBOS = [
     {"stochastic_layers": 2, "prior": "mog", "encoder": "conv", "likelihood": "discretized-logistic"},
     {"encoder": "conv", "posterior": "iaf", "likelihood": "continuous-bernoulli"},
     {"encoder": "conv", "prior": "vamp"},
+    {"posterior": "vmf", "prior": "sphere"},
+    {"posterior": "vmf", "prior": "vamp", "likelihood": "continuous-bernoulli"},
 ]
 
 
@@ -60,7 +62,9 @@ def test_defaults_match_the_plain_vae():
 
 
 @pytest.mark.parametrize("spec, message", [
-    ({"prior": "flat"}, r"unknown prior 'flat'; choose one of \['mog', 'standard', 'vamp'\]"),
+    ({"prior": "flat"}, r"unknown prior 'flat'; choose one of \['mog', 'sphere', 'standard', 'vamp'\]"),
+    ({"posterior": "vmf"}, "lives on the sphere"),
+    ({"prior": "sphere"}, "lives on the sphere"),
     ({"posterior": "nf"}, "unknown posterior 'nf'; choose one of"),
     ({"likelihood": "poisson"}, "unknown likelihood 'poisson'; choose one of"),
     ({"encoder": "rnn"}, "unknown encoder 'rnn'; choose one of"),

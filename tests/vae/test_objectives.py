@@ -58,6 +58,24 @@ def test_iwae_exceeds_elbo_in_expectation_and_mc_kl_matches_analytic():
     torch.testing.assert_close(iwae(model, x, 8, noise=_noise(0)).elbo, bound8.mean())
 
 
+def test_vmf_closed_form_kl_is_the_mean_of_the_mc_kl():
+    torch.manual_seed(0)
+    model = build_model({"hidden": [5], "latent_dim": 3, "posterior": "vmf", "prior": "sphere"},
+                        6).double()
+    n = 4000
+    x = _x(n=1).expand(n, 6)
+    with torch.no_grad():
+        closed = elbo(model, x, 1, noise=_noise(0))       # kl="auto": torch's registered KL
+        mc = elbo(model, x, 1, noise=_noise(0), kl="mc")
+        q = model.encode(x)
+        z = q.sample((1,))
+        mc_terms = (q.log_prob(z) - model.prior().log_prob(z))[0]
+    exact = torch.distributions.kl_divergence(q, model.prior()).mean()
+    torch.testing.assert_close(closed.kl, exact)
+    assert abs(mc.kl - exact) < 5 * mc_terms.std() / math.sqrt(n)
+    assert abs(mc_terms.mean() - exact) < 5 * mc_terms.std() / math.sqrt(n)
+
+
 def _grads(loss_fn, model, n):
     out = []
     for i in range(n):

@@ -1,5 +1,7 @@
 """Priors: log densities against manual mixture computations (scipy), sampling, VampPrior wiring."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from reparam.noise import MonteCarlo
 from reparam.vae import VAE
 from reparam.vae.encoders import GaussianEncoder
 from reparam.vae.networks import mlp
-from reparam.vae.priors import MixturePrior, StandardNormalPrior, VampPrior
+from reparam.vae.priors import MixturePrior, SphericalUniformPrior, StandardNormalPrior, VampPrior
 
 D = torch.float64
 
@@ -98,3 +100,11 @@ def test_bad_component_counts_are_refused():
         MixturePrior(2, 0)
     with pytest.raises(ValueError, match="init"):
         VampPrior(enc, 2, 5, 3, init=torch.zeros(2, 5))
+
+
+def test_spherical_uniform_prior():
+    prior = SphericalUniformPrior(3).double()
+    z = prior.sample(10, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(z.norm(dim=-1), torch.ones(10, dtype=D))
+    # |S^2| = 4 pi
+    torch.testing.assert_close(prior().log_prob(z), torch.full((10,), -math.log(4 * math.pi), dtype=D))

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import MultivariateNormal
 
-from ..distributions import Normal
+from ..distributions import Normal, VonMisesFisher
 from ..noise import NoiseSource
 from ..noise import resolve as resolve_noise
 from .flows import FlowPosterior
@@ -82,3 +82,20 @@ class FlowEncoder(nn.Module):
         mu, logvar, h = self.net(x).split([L, L, self.context_dim], dim=-1)
         return FlowPosterior(Normal(mu, logvar=logvar, validate_args=False), self.layers,
                              torch.tanh(h))
+
+
+class VMFEncoder(nn.Module):
+    r"""Hyperspherical posterior (Davidson et al. 2018): ``q(z|x) = vMF(mu(x), kappa(x))`` on
+    the unit sphere in ``R^L``; ``net`` outputs ``L + 1`` numbers, ``mu = h / |h|`` and
+    ``kappa = softplus(k) + 1``. Pair it with the uniform prior on the sphere (or a VampPrior)."""
+
+    def __init__(self, net: nn.Module, latent_dim: int) -> None:
+        super().__init__()
+        if int(latent_dim) < 2:
+            raise ValueError(f"VMFEncoder: 'latent_dim' must be >= 2, got {latent_dim}")
+        self.net, self.latent_dim = net, int(latent_dim)
+
+    def forward(self, x: torch.Tensor) -> VonMisesFisher:
+        h, k = self.net(x).split([self.latent_dim, 1], dim=-1)
+        return VonMisesFisher(F.normalize(h, dim=-1), F.softplus(k.squeeze(-1)) + 1,
+                              validate_args=False)

@@ -3,8 +3,8 @@
 Options (defaults in :data:`DEFAULTS`): ``encoder`` (mlp | conv), ``hidden`` (widths; the
 decoder mirrors them; conv nets use ``hidden[-1]`` for their dense layer), ``activation``,
 ``gated`` (gated MLP units), ``conv_channels``, ``posterior`` (gaussian | full-cov | planar |
-iaf), ``flow_length``, ``flow_hidden`` (IAF MADE width), ``flow_context`` (context size from
-the encoder), ``prior`` (standard | mog | vamp), ``prior_components``, ``likelihood``
+iaf | vmf), ``flow_length``, ``flow_hidden`` (IAF MADE width), ``flow_context`` (context size from
+the encoder), ``prior`` (standard | mog | vamp | sphere), ``prior_components``, ``likelihood``
 (bernoulli | gaussian | gaussian-learned | continuous-bernoulli | discretized-logistic),
 ``stochastic_layers`` (1 | 2), ``latent_dim`` (z, or z1 with two layers), ``latent_dim2``
 (z2; ``None`` = ``latent_dim``).
@@ -18,12 +18,12 @@ from typing import Any
 from torch import nn
 
 from .conv import ConvDecoder, ConvEncoder
-from .encoders import FlowEncoder, FullCovEncoder, GaussianEncoder
+from .encoders import FlowEncoder, FullCovEncoder, GaussianEncoder, VMFEncoder
 from .flows import FLOWS
 from .likelihoods import LIKELIHOODS
 from .model import VAE, Decoder
 from .networks import make_activation, mlp
-from .priors import MixturePrior, StandardNormalPrior, VampPrior
+from .priors import MixturePrior, SphericalUniformPrior, StandardNormalPrior, VampPrior
 from .two_layer import HierarchicalPrior, TwoLayerEncoder
 
 DEFAULTS: dict[str, Any] = {
@@ -69,13 +69,18 @@ def _flow(s, L, net_in) -> nn.Module:
     return FlowEncoder(net_in(2 * L + C), L, C, layers)
 
 
+def _vmf(s, L, net_in) -> nn.Module:
+    return VMFEncoder(net_in(L + 1), L)
+
+
 POSTERIORS: dict[str, Callable[..., nn.Module]] = {
-    "gaussian": _gaussian, "full-cov": _full_cov, "planar": _flow, "iaf": _flow}
+    "gaussian": _gaussian, "full-cov": _full_cov, "planar": _flow, "iaf": _flow, "vmf": _vmf}
 
 PRIORS: dict[str, Callable[..., nn.Module]] = {
     "standard": lambda s, L, encode, D: StandardNormalPrior(L),
     "mog": lambda s, L, encode, D: MixturePrior(L, s["prior_components"]),
     "vamp": lambda s, L, encode, D: VampPrior(encode, L, D, s["prior_components"]),
+    "sphere": lambda s, L, encode, D: SphericalUniformPrior(L),
 }
 
 
@@ -105,6 +110,10 @@ def _validate(spec: dict[str, Any], data_dim: int, image_shape) -> dict[str, Any
                              f"C*H*W = data_dim = {data_dim}, got {image_shape}")
     if s["stochastic_layers"] == 2 and s["posterior"] != "gaussian":
         raise ValueError("model spec: stochastic_layers=2 supports posterior 'gaussian' only")
+    on_sphere = s["posterior"] == "vmf"
+    if (on_sphere and s["prior"] not in ("sphere", "vamp")) or (s["prior"] == "sphere" and not on_sphere):
+        raise ValueError("model spec: posterior 'vmf' lives on the sphere: use it with prior "
+                         "'sphere' (or 'vamp'), and prior 'sphere' only with posterior 'vmf'")
     if s["prior"] == "vamp" and s["posterior"] in ("planar", "iaf"):
         raise ValueError("model spec: prior 'vamp' needs a posterior with a density "
                          "(gaussian or full-cov), not a flow")

@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch.distributions import Distribution, kl_divergence
 
 from ..distributions import Normal, kl_normal_standard
 from ..noise import NoiseSource
@@ -85,6 +86,16 @@ def log_weights(model, x: torch.Tensor, num_samples: int, noise: NoiseSource | N
     return log_px + log_pz - log_q_used, log_px, log_pz, log_q, z
 
 
+def _registered_kl(q, prior) -> torch.Tensor | None:
+    """``KL(q || prior)`` when torch has a closed form registered for the pair, else None."""
+    if not (isinstance(q, Distribution) and isinstance(prior, Distribution)):
+        return None
+    try:
+        return kl_divergence(q, prior)
+    except NotImplementedError:
+        return None
+
+
 def _sum_to(t: torch.Tensor, ndim: int) -> torch.Tensor:
     return t.sum(tuple(range(ndim, t.dim()))) if t.dim() > ndim else t
 
@@ -107,9 +118,10 @@ def elbo(
 ) -> Loss:
     r"""Negative ELBO ``-E_q[log p(x|z)] + beta * KL``, ``num_samples`` draws of ``z`` per example.
 
-    ``kl="auto"`` uses ``KL = (mu^2 + expm1(logvar) - logvar) / 2`` summed over dimensions
-    when the posterior is a diagonal :class:`Normal`, the prior standard normal and the
-    estimator pathwise; otherwise ``KL ~= mean_s [log q(z_s|x) - log p(z_s)]``.
+    ``kl="auto"`` (with the pathwise estimator) uses ``KL = (mu^2 + expm1(logvar) - logvar) / 2``
+    summed over dimensions when the posterior is a diagonal :class:`Normal` and the prior
+    standard normal, torch's registered closed form when there is one (e.g. vMF against the
+    uniform on the sphere), and otherwise ``KL ~= mean_s [log q(z_s|x) - log p(z_s)]``.
     ``free_bits = lambda`` replaces ``KL`` in the loss by ``sum_j max(lambda, mean_batch KL_j)``
     (per dimension j when the KL factorizes over dimensions, else ``max(lambda L, KL)``).
     The reported ``elbo`` is the plain ELBO (beta = 1, no floor).
@@ -125,14 +137,20 @@ def elbo(
             raise ValueError("estimator='score' works with kl='mc' (or 'auto') and no free_bits")
         return _score_elbo(model, x, q, num_samples, beta, noise)
     factorized = isinstance(q, Normal) and isinstance(model.prior_module, StandardNormalPrior)
-    analytic = factorized and estimator == "pathwise" and kl != "mc"
+    closed = None
+    if estimator == "pathwise" and kl != "mc" and not factorized:
+        closed = _registered_kl(q, model.prior())                     # (B,) or None
+    analytic = (factorized or closed is not None) and estimator == "pathwise" and kl != "mc"
     if kl == "analytic" and not analytic:
-        raise ValueError("kl='analytic' needs a diagonal Normal posterior, a standard normal "
-                         "prior and estimator='pathwise'")
+        raise ValueError("kl='analytic' needs estimator='pathwise' and a closed-form KL: a "
+                         "diagonal Normal posterior with the standard normal prior, or a pair "
+                         "registered with torch's register_kl")
     z, log_q = sample_posterior(q, num_samples, noise)               # (S, B, L), (S, B)
     recon = -model.log_likelihood(x, z).mean(0)                       # (B,)
     kl_dims = None                                                    # (B, L) when it factorizes
-    if analytic:
+    if analytic and closed is not None:
+        kl_b = closed
+    elif analytic:
         kl_dims = kl_normal_standard(q.loc, q.logvar)
         kl_b = kl_dims.sum(-1)                                        # (B,)
     else:

@@ -14,6 +14,7 @@ from torch import nn
 from torch.distributions import Categorical, Independent, MixtureSameFamily
 from torch.distributions import Normal as TorchNormal
 
+from ..distributions import HypersphericalUniform
 from ..noise import MonteCarlo
 
 
@@ -32,6 +33,24 @@ class StandardNormalPrior(nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, dtype=self._zero.dtype, device=self._zero.device,
                            generator=generator)
+
+
+class SphericalUniformPrior(nn.Module):
+    """``p(z)`` uniform on the unit sphere ``S^{L-1}`` (the hyperspherical VAE's prior)."""
+
+    def __init__(self, latent_dim: int) -> None:
+        super().__init__()
+        self.latent_dim = int(latent_dim)
+        self.register_buffer("_zero", torch.zeros(()), persistent=False)
+
+    def forward(self) -> HypersphericalUniform:
+        return HypersphericalUniform(self.latent_dim, dtype=self._zero.dtype,
+                                     device=self._zero.device)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        x = torch.randn(n, self.latent_dim, dtype=self._zero.dtype, device=self._zero.device,
+                        generator=generator)
+        return x / x.norm(dim=-1, keepdim=True)
 
 
 class MixturePrior(nn.Module):
