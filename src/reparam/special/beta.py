@@ -9,6 +9,10 @@ it keeps one sign (``[0, x]`` or ``[x, 1]``) never cancels. The integral runs in
 ``L = a (log t - log x) + b (log(1-t) - log y)``: no endpoint singularity for any shape,
 exponential tails of rates ``a`` and ``b``. ``log x`` and ``log y = log(1 - x)`` are given
 separately, so samples within ``1e-300`` of 0 or 1 keep exact gradients.
+
+Where ``m = min(x, 1 - x) <= 1/2`` and ``(a + b) m <= 40`` the hypergeometric series (for
+``x > 1/2`` that of ``1 - x ~ Beta(b, a)``) differentiated term by term is used instead,
+unless its two terms cancel by more than 1e4 (it is several times cheaper).
 """
 
 from __future__ import annotations
@@ -55,6 +59,42 @@ def _side(lx, ly, a, b, upper: bool):
     return peak_integral(integrand, L, dL, v_m, guess)
 
 
+SERIES_REACH = 40.0  # the series serves min(x, y) <= 1/2 with (a + b) min(x, y) <= 40 ...
+CANCEL_LIMIT = 1e4  # ... where its cancellation costs < 4 digits; the rest integrates
+_SERIES_TERMS = 600
+
+
+def _series(lx, ly, a, b):
+    """``(dx/da, dx/db)`` and their cancellation factors from the hypergeometric series
+    ``I_x = x^a y^b / (a B(a, b)) sum_n t_n``, ``t_n = t_{n-1} (a+b+n-1) x / (a+n)``, summed
+    with ``sum t_n h^a_n`` and ``sum t_n h^b_n`` (``h^a_n = sum_{k<n} 1/(a+b+k) - 1/(a+1+k)``,
+    ``h^b_n = sum_{k<n} 1/(a+b+k)``): ``dx/da = -(x y / a) (F c_a + F_a)``,
+    ``c_a = log x - psi(a) + psi(a+b) - 1/a``, ``c_b = log y - psi(b) + psi(a+b)``."""
+    x = torch.exp(lx)
+    t, f = torch.ones_like(x), torch.ones_like(x)
+    fa, fb = torch.zeros_like(x), torch.zeros_like(x)
+    ha, hb = torch.zeros_like(x), torch.zeros_like(x)
+    eps = torch.finfo(x.dtype).eps / 8
+    for n in range(1, _SERIES_TERMS + 1):
+        r1, r2 = (a + b + (n - 1)).reciprocal(), (a + n).reciprocal()
+        ha.add_(r1 - r2)
+        hb.add_(r1)
+        t.mul_(x).mul_(r2).div_(r1)
+        f.add_(t)
+        fa.addcmul_(t, ha)
+        fb.addcmul_(t, hb)
+        if n % 8 == 0 and bool((t * (1 + ha.abs() + hb) <= eps * f).all()):
+            break
+    ab = torch.digamma(a + b)
+    lead_a = f * (lx - torch.digamma(a) + ab - 1 / a)
+    lead_b = f * (ly - torch.digamma(b) + ab)
+    scale = -torch.exp(lx + ly) / a
+    da, db = scale * (lead_a + fa), scale * (lead_b + fb)
+    cancel = torch.maximum((lead_a.abs() + fa.abs()) / (lead_a + fa).abs(),
+                           (lead_b.abs() + fb.abs()) / (lead_b + fb).abs())
+    return da, db, cancel
+
+
 def beta_dx_dab(log_x: torch.Tensor, log_y: torch.Tensor, a: torch.Tensor,
                 b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(dx/da, dx/db)`` for ``x ~ Beta(a, b)`` given ``log x`` and ``log(1 - x)``.
@@ -70,6 +110,20 @@ def beta_dx_dab(log_x: torch.Tensor, log_y: torch.Tensor, a: torch.Tensor,
     upper_b = ly <= torch.digamma(b) - ab  # s_b <= 0 on [x, 1]
     outs = (torch.zeros_like(xy), torch.zeros_like(xy))
     inner = xy > 0  # a sample that rounded to exactly 0 or 1 stays there: zero gradient
+    mirror = lx > ly  # x > 1/2: the series of y ~ Beta(b, a), dx = -dy
+    small = torch.where(mirror, ly, lx).exp()
+    series = inner & (small * (a + b) <= SERIES_REACH)
+    if series.any():
+        mr = mirror[series]
+        s_lx, s_ly = torch.where(mr, ly[series], lx[series]), torch.where(mr, lx[series], ly[series])
+        s_a, s_b = torch.where(mr, b[series], a[series]), torch.where(mr, a[series], b[series])
+        d1, d2, cancel = _series(s_lx, s_ly, s_a, s_b)
+        outs[0][series] = torch.where(mr, -d2, d1)
+        outs[1][series] = torch.where(mr, -d1, d2)
+        bad = torch.zeros_like(series)
+        bad[series] = ~(cancel <= CANCEL_LIMIT)
+        series = series & ~bad
+    inner = inner & ~series
     for side in (True, False):  # one pass per side, both scores share exp(L)
         need_a = (upper_a if side else ~upper_a) & inner
         need_b = (upper_b if side else ~upper_b) & inner

@@ -71,7 +71,7 @@ def peak_integral(integrand: Callable, L: Callable, dL: Callable, v_m: torch.Ten
         if not bool((far > 0).any()):
             continue
         ends = [_reach(L, dL, v_m, sign, far, far * (k / DROP) ** 0.5, drop=k, top=top,
-                       steps=6, margin=1.0) for k in _DROPS[:-1]] + [far]
+                       steps=4, margin=1.0) for k in _DROPS[:-1]] + [far]
         ends = [ends[0] * f for f in _INNER[1:-1]] + ends + [far * f for f in _GEOMETRIC]
         ends = torch.stack(ends).sort(dim=0).values  # the union of both panel families
         lo = torch.zeros_like(far)
