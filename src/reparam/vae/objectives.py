@@ -1,8 +1,9 @@
 r"""Objectives: scalars to minimise plus detached metrics, in nats per example.
 
 - :func:`elbo`: ``ELBO = E_q[log p(x|z)] - KL(q(z|x) || p(z))``, the KL analytic (diagonal
-  Gaussian posterior, standard normal prior) or Monte Carlo (``log q(z|x) - log p(z)`` at the
-  same samples); ``beta`` weights the KL (beta-VAE, KL warm-up via :func:`linear_warmup`);
+  Gaussian posterior and standard normal prior, or any pair with a KL registered in torch)
+  or Monte Carlo (``log q(z|x) - log p(z)`` at the same samples); ``beta`` weights the KL
+  (beta-VAE, KL warm-up via :func:`linear_warmup`);
   ``free_bits`` floors the KL per latent dimension (Kingma et al. 2016).
 - :func:`iwae`: ``log (1/k) sum_i w_i``, ``w_i = p(x, z_i) / q(z_i|x)`` (Burda et al. 2016).
 - Gradient estimators (``estimator=``): ``"pathwise"`` (the reparameterization gradient),
@@ -22,6 +23,7 @@ import torch
 from torch.distributions import Distribution, kl_divergence
 
 from ..distributions import Normal, kl_normal_standard
+from ..estimators import ScoreFunction, detach_params
 from ..noise import NoiseSource
 from .priors import StandardNormalPrior
 
@@ -68,7 +70,6 @@ def log_q_detached(q, z: torch.Tensor) -> torch.Tensor:
     if isinstance(q, Normal) and q._by_logvar:  # fast path for the usual encoder output
         qd = Normal(q.loc.detach(), logvar=q.logvar.detach(), validate_args=False)
     else:
-        from ..estimators import detach_params
         qd = detach_params(q)
     return _sum_to(qd.log_prob(z), z.dim() - 1)
 
@@ -158,7 +159,6 @@ def elbo(
         log_q_used = log_q_detached(q, z) if stl else log_q
         kl_b = (log_q_used - model.prior().log_prob(z)).mean(0)       # (B,)
         if factorized and free_bits > 0:  # log N(z; mu, s) - log N(z; 0, 1), per dimension
-            from ..estimators import detach_params
             kl_dims = ((detach_params(q) if stl else q).log_prob(z)
                        + 0.5 * z.pow(2) + _HALF_LOG_2PI).mean(0)
     if free_bits > 0:
@@ -206,7 +206,6 @@ def iwae(model, x: torch.Tensor, k: int = 5, noise: NoiseSource | None = None, *
 def _score_elbo(model, x, q, num_samples: int, beta: float, noise: NoiseSource | None) -> Loss:
     """``-ELBO`` with the score-function gradient for ``q`` (:mod:`reparam.estimators`):
     cost ``f(z) = -log p(x|z) + beta (log q(z|x) - log p(z))`` at non-reparameterized draws."""
-    from ..estimators import ScoreFunction
     if not (hasattr(q, "log_prob") and hasattr(q, "sample")):
         raise ValueError(f"estimator='score' needs a posterior with sample and log_prob, "
                          f"not {type(q).__name__}")
