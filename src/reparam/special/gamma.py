@@ -28,9 +28,9 @@ CANCEL_LIMIT = 1e4  # ... where its cancellation costs < 4 digits (1%..99.99% qu
 _SERIES_TERMS = 400
 
 
-def _series(x: torch.Tensor, log_x: torch.Tensor, a: torch.Tensor):
+def _series(x: torch.Tensor, log_x: torch.Tensor, a: torch.Tensor, psi1: torch.Tensor):
     """``(d log x / da, cancellation factor)`` by the series; converged entries leave the
-    working set every 8 terms, so each costs only its own number of terms."""
+    working set every 16 terms, so each costs only its own number of terms."""
     s, ds = torch.ones_like(x), torch.zeros_like(x)
     term, harmonic = torch.ones_like(x), torch.zeros_like(x)
     idx = torch.arange(x.numel(), device=x.device)
@@ -43,7 +43,7 @@ def _series(x: torch.Tensor, log_x: torch.Tensor, a: torch.Tensor):
         term.mul_(xs).mul_(r)
         s_w.add_(term)
         ds_w.addcmul_(term, harmonic, value=-1.0)
-        if n % 8 == 0:
+        if n % 16 == 0:
             done = term * (1.0 + harmonic) <= eps * s_w
             if bool(done.any()):
                 s[idx[done]], ds[idx[done]] = s_w[done], ds_w[done]
@@ -53,7 +53,7 @@ def _series(x: torch.Tensor, log_x: torch.Tensor, a: torch.Tensor):
                 if idx.numel() == 0:
                     break
     s[idx], ds[idx] = s_w, ds_w
-    lead = s * (log_x - torch.digamma(a + 1.0))
+    lead = s * (log_x - psi1)
     value = -(lead + ds) / a
     return value, lead.abs() / (value * a).abs()
 
@@ -87,7 +87,7 @@ def gamma_dlogx_da(log_x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     psi1 = torch.digamma(a + 1.0)
     series = (a <= SERIES_MAX_SHAPE) & ((log_x < psi1) | (x < a + SERIES_REACH))
     if series.any():
-        value, cancel = _series(x[series], log_x[series], a[series])
+        value, cancel = _series(x[series], log_x[series], a[series], psi1[series])
         out[series] = value
         # past exp(psi(a+1)) the two terms of the series cancel; keep it while <= 1e4x
         bad = torch.zeros_like(series)
