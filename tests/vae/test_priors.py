@@ -11,6 +11,7 @@ from scipy.special import logsumexp
 from reparam.noise import MonteCarlo
 from reparam.vae import VAE
 from reparam.vae.encoders import GaussianEncoder
+from reparam.vae.mixture import DiagonalMixture
 from reparam.vae.networks import mlp
 from reparam.vae.priors import MixturePrior, SphericalUniformPrior, StandardNormalPrior, VampPrior
 
@@ -108,3 +109,24 @@ def test_spherical_uniform_prior():
     torch.testing.assert_close(z.norm(dim=-1), torch.ones(10, dtype=D))
     # |S^2| = 4 pi
     torch.testing.assert_close(prior().log_prob(z), torch.full((10,), -math.log(4 * math.pi), dtype=D))
+
+
+def test_diagonal_mixture_matches_torch_and_stays_precise_in_float32():
+    K, L = 7, 4
+    loc = torch.randn(K, L, dtype=D) * 2
+    logvar = torch.rand(K, L, dtype=D) * -11.0  # variances down to ~2e-5
+    logits = torch.randn(K, dtype=D)
+    ref_dist = torch.distributions.MixtureSameFamily(
+        torch.distributions.Categorical(logits=logits),
+        torch.distributions.Independent(torch.distributions.Normal(loc, (0.5 * logvar).exp()), 1))
+    z = torch.cat([torch.randn(5, 3, L, dtype=D),
+                   (loc[2] + 1e-3 * torch.randn(1, 3, L, dtype=D))])  # some right at a sharp mode
+    ref = ref_dist.log_prob(z)
+    got64 = DiagonalMixture(loc, logvar, logits).log_prob(z)
+    torch.testing.assert_close(got64, ref, rtol=1e-12, atol=1e-9)
+    got32 = DiagonalMixture(loc.float(), logvar.float(), logits.float()).log_prob(z.float())
+    assert got32.dtype == torch.float32
+    ref32 = ref_dist.log_prob(z.float().double())  # same float32 inputs, exact arithmetic
+    torch.testing.assert_close(got32.double(), ref32, rtol=1e-6, atol=1e-4)
+    with pytest.raises(ValueError, match="logits"):
+        DiagonalMixture(loc, logvar, logits[:3])

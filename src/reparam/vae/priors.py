@@ -6,16 +6,15 @@ Each prior has ``forward() -> distribution`` with event shape (L,) (``log_prob(z
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Categorical, Independent, MixtureSameFamily
 from torch.distributions import Normal as TorchNormal
 
-from ..distributions import HypersphericalUniform
+from ..distributions import HypersphericalUniform, Normal
 from ..noise import MonteCarlo
+from .mixture import DiagonalMixture
 
 
 class StandardNormalPrior(nn.Module):
@@ -69,18 +68,11 @@ class MixturePrior(nn.Module):
         self.logvars = nn.Parameter(torch.zeros(self.num_components, self.latent_dim))
         self.logits = nn.Parameter(torch.zeros(self.num_components))
 
-    def forward(self) -> MixtureSameFamily:
-        comp = Independent(TorchNormal(self.means, torch.exp(0.5 * self.logvars),
-                                       validate_args=False), 1)
-        return MixtureSameFamily(Categorical(logits=self.logits, validate_args=False), comp,
-                                 validate_args=False)
+    def forward(self) -> DiagonalMixture:
+        return DiagonalMixture(self.means, self.logvars, self.logits, validate_args=False)
 
-    @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        k = torch.multinomial(F.softmax(self.logits, -1), n, replacement=True, generator=generator)
-        eps = torch.randn(n, self.latent_dim, dtype=self.means.dtype, device=self.means.device,
-                          generator=generator)
-        return self.means[k] + torch.exp(0.5 * self.logvars[k]) * eps
+        return self().sample((n,), generator=generator)
 
 
 class VampPrior(nn.Module):
@@ -119,8 +111,13 @@ class VampPrior(nn.Module):
         q = self._encoder[0](self.inputs())
         return Independent(q, 1) if len(q.event_shape) == 0 else q
 
-    def forward(self) -> MixtureSameFamily:
-        comp = self.components()
+    def forward(self) -> DiagonalMixture | MixtureSameFamily:
+        """The uniform mixture: a :class:`DiagonalMixture` (fast density) for a diagonal
+        Gaussian encoder, else torch's ``MixtureSameFamily`` over the encoder's posteriors."""
+        q = self._encoder[0](self.inputs())
+        if isinstance(q, Normal):
+            return DiagonalMixture(q.loc, q.logvar, validate_args=False)
+        comp = Independent(q, 1) if len(q.event_shape) == 0 else q
         logits = torch.zeros(self.num_components, dtype=self.pseudo_inputs.dtype,
                              device=self.pseudo_inputs.device)
         return MixtureSameFamily(Categorical(logits=logits, validate_args=False), comp,
@@ -134,6 +131,5 @@ class VampPrior(nn.Module):
         return q.rsample(noise=MonteCarlo(generator))
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        """``log p(z) = logsumexp_k log q(z|u_k) - log K`` (the same as ``forward().log_prob``)."""
-        lp = self.components().log_prob(z.unsqueeze(-2))  # (..., K)
-        return torch.logsumexp(lp, -1) - math.log(self.num_components)
+        """``log p(z) = logsumexp_k log q(z|u_k) - log K``."""
+        return self().log_prob(z)
