@@ -64,30 +64,38 @@ CANCEL_LIMIT = 1e4  # ... where its cancellation costs < 4 digits; the rest inte
 _SERIES_TERMS = 600
 
 
-def _series(lx, ly, a, b):
+def _series(lx, ly, a, b, psi_a, psi_b, psi_ab):
     """``(dx/da, dx/db)`` and their cancellation factors from the hypergeometric series
     ``I_x = x^a y^b / (a B(a, b)) sum_n t_n``, ``t_n = t_{n-1} (a+b+n-1) x / (a+n)``, summed
     with ``sum t_n h^a_n`` and ``sum t_n h^b_n`` (``h^a_n = sum_{k<n} 1/(a+b+k) - 1/(a+1+k)``,
     ``h^b_n = sum_{k<n} 1/(a+b+k)``): ``dx/da = -(x y / a) (F c_a + F_a)``,
     ``c_a = log x - psi(a) + psi(a+b) - 1/a``, ``c_b = log y - psi(b) + psi(a+b)``."""
     x = torch.exp(lx)
-    t, f = torch.ones_like(x), torch.ones_like(x)
-    fa, fb = torch.zeros_like(x), torch.zeros_like(x)
-    ha, hb = torch.zeros_like(x), torch.zeros_like(x)
+    f, fa, fb = torch.ones_like(x), torch.zeros_like(x), torch.zeros_like(x)
+    idx = torch.arange(x.numel(), device=x.device)  # the working set, compacted every 16 terms
+    state = [x, a, b, torch.ones_like(x), f.clone(), fa.clone(), fb.clone(),
+             torch.zeros_like(x), torch.zeros_like(x)]
     eps = torch.finfo(x.dtype).eps / 8
     for n in range(1, _SERIES_TERMS + 1):
-        r1, r2 = (a + b + (n - 1)).reciprocal(), (a + n).reciprocal()
+        xw, aw, bw, t, fw, faw, fbw, ha, hb = state
+        r1, r2 = (aw + bw + (n - 1)).reciprocal(), (aw + n).reciprocal()
         ha.add_(r1 - r2)
         hb.add_(r1)
-        t.mul_(x).mul_(r2).div_(r1)
-        f.add_(t)
-        fa.addcmul_(t, ha)
-        fb.addcmul_(t, hb)
-        if n % 8 == 0 and bool((t * (1 + ha.abs() + hb) <= eps * f).all()):
-            break
-    ab = torch.digamma(a + b)
-    lead_a = f * (lx - torch.digamma(a) + ab - 1 / a)
-    lead_b = f * (ly - torch.digamma(b) + ab)
+        t.mul_(xw).mul_(r2).div_(r1)
+        fw.add_(t)
+        faw.addcmul_(t, ha)
+        fbw.addcmul_(t, hb)
+        if n % 16 == 0:
+            done = t * (1 + ha.abs() + hb) <= eps * fw
+            if bool(done.any()):
+                f[idx[done]], fa[idx[done]], fb[idx[done]] = fw[done], faw[done], fbw[done]
+                keep = ~done
+                idx, state = idx[keep], [v[keep] for v in state]
+                if idx.numel() == 0:
+                    break
+    f[idx], fa[idx], fb[idx] = state[4], state[5], state[6]
+    lead_a = f * (lx - psi_a + psi_ab - 1 / a)
+    lead_b = f * (ly - psi_b + psi_ab)
     scale = -torch.exp(lx + ly) / a
     da, db = scale * (lead_a + fa), scale * (lead_b + fb)
     cancel = torch.maximum((lead_a.abs() + fa.abs()) / (lead_a + fa).abs(),
@@ -105,9 +113,9 @@ def beta_dx_dab(log_x: torch.Tensor, log_y: torch.Tensor, a: torch.Tensor,
     dtype = log_x.dtype
     lx, ly, a, b = (t.double() for t in (log_x, log_y, a, b))
     xy = torch.exp(lx + ly)
-    ab = torch.digamma(a + b)
-    upper_a = lx >= torch.digamma(a) - ab  # s_a >= 0 on [x, 1]
-    upper_b = ly <= torch.digamma(b) - ab  # s_b <= 0 on [x, 1]
+    psi_a, psi_b, psi_ab = torch.digamma(a), torch.digamma(b), torch.digamma(a + b)
+    upper_a = lx >= psi_a - psi_ab  # s_a >= 0 on [x, 1]
+    upper_b = ly <= psi_b - psi_ab  # s_b <= 0 on [x, 1]
     outs = (torch.zeros_like(xy), torch.zeros_like(xy))
     inner = xy > 0  # a sample that rounded to exactly 0 or 1 stays there: zero gradient
     mirror = lx > ly  # x > 1/2: the series of y ~ Beta(b, a), dx = -dy
@@ -117,7 +125,9 @@ def beta_dx_dab(log_x: torch.Tensor, log_y: torch.Tensor, a: torch.Tensor,
         mr = mirror[series]
         s_lx, s_ly = torch.where(mr, ly[series], lx[series]), torch.where(mr, lx[series], ly[series])
         s_a, s_b = torch.where(mr, b[series], a[series]), torch.where(mr, a[series], b[series])
-        d1, d2, cancel = _series(s_lx, s_ly, s_a, s_b)
+        p_a, p_b = psi_a[series], psi_b[series]
+        d1, d2, cancel = _series(s_lx, s_ly, s_a, s_b, torch.where(mr, p_b, p_a),
+                                 torch.where(mr, p_a, p_b), psi_ab[series])
         outs[0][series] = torch.where(mr, -d2, d1)
         outs[1][series] = torch.where(mr, -d1, d2)
         bad = torch.zeros_like(series)
