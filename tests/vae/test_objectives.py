@@ -96,7 +96,7 @@ def _assert_same_mean(a, b):
 @pytest.mark.parametrize("prior, posterior", [("standard", "gaussian"), ("vamp", "full-cov")])
 def test_stl_is_unbiased_for_the_elbo_gradient(prior, posterior):
     model, x = _tiny(prior=prior, posterior=posterior), _x()
-    n = 300
+    n = 200
     stl = _grads(lambda i: elbo(model, x, 2, noise=_noise(i), estimator="stl"), model, n)
     path = _grads(lambda i: elbo(model, x, 2, noise=_noise(10_000 + i), kl="mc"), model, n)
     _assert_same_mean(stl, path)
@@ -104,7 +104,7 @@ def test_stl_is_unbiased_for_the_elbo_gradient(prior, posterior):
 
 def test_score_function_is_unbiased_for_the_elbo_gradient():
     model, x = _tiny(), _x()
-    n = 300
+    n = 200
     score = _grads(lambda i: elbo(model, x, 4, noise=_noise(i), estimator="score"), model, n)
     path = _grads(lambda i: elbo(model, x, 4, noise=_noise(10_000 + i), kl="mc"), model, n)
     _assert_same_mean(score, path)
@@ -114,7 +114,7 @@ def test_score_function_is_unbiased_for_the_elbo_gradient():
 
 def test_dreg_is_unbiased_for_the_iwae_gradient_and_has_lower_encoder_variance():
     model, x = _tiny(), _x()
-    n = 300
+    n = 200
     dreg = _grads(lambda i: iwae(model, x, 8, noise=_noise(i), estimator="dreg"), model, n)
     path = _grads(lambda i: iwae(model, x, 8, noise=_noise(10_000 + i)), model, n)
     _assert_same_mean(dreg, path)
