@@ -54,6 +54,25 @@ class TrainConfig:
     latent_dim: int = _opt(8, "dimension L of the latent variable z")
     hidden: list[int] = _opt([256, 256], "hidden layer widths of encoder (decoder mirrors)")
     activation: str = _opt("tanh", "hidden activation: relu, tanh, elu, gelu, softplus")
+    encoder: str = _opt("mlp", "encoder/decoder networks: mlp, or conv (28x28 / 32x32 images)")
+    gated: bool = _opt(False, "gated (GLU) hidden units in the MLPs")
+    conv_channels: list[int] = _opt([32, 64], "channels of the two conv layers (encoder conv)")
+    posterior: str = _opt("gaussian", "q(z|x): gaussian, full-cov, planar, iaf, vmf")
+    flow_length: int = _opt(4, "number of flow steps (planar / iaf posteriors)")
+    flow_hidden: int = _opt(64, "hidden width of IAF's masked networks")
+    flow_context: int = _opt(64, "size of the context vector the encoder passes to IAF")
+    prior: str = _opt("standard", "p(z): standard, mog (mixture of Gaussians), vamp (VampPrior)")
+    prior_components: int = _opt(500, "mixture components / VampPrior pseudo-inputs")
+    likelihood: str = _opt("bernoulli", "p(x|z): bernoulli, gaussian, gaussian-learned, "
+                                        "continuous-bernoulli, discretized-logistic")
+    stochastic_layers: int = _opt(1, "1, or 2 for the two-stochastic-layer model (z1, z2)")
+    latent_dim2: int | None = _opt(None, "size of the top latent z2 (two layers; default latent_dim)")
+    objective: str = _opt("elbo", "elbo, or iwae (importance weighted bound with --k samples)")
+    k: int = _opt(5, "importance samples per example for --objective iwae")
+    estimator: str = _opt("pathwise", "gradient estimator: pathwise, stl, score (elbo); "
+                                      "pathwise, dreg (iwae)")
+    kl: str = _opt("auto", "KL term: auto (closed form when available), analytic, mc")
+    free_bits: float = _opt(0.0, "free bits: per-dimension KL floor lambda in nats (0 = off)")
     num_samples: int = _opt(1, "reparameterized samples of z per example in the training ELBO")
     beta: float = _opt(1.0, "weight of the KL term in the training loss (beta-VAE)")
     eval_samples: int = _opt(16, "samples of z per example when evaluating the ELBO")
@@ -86,6 +105,10 @@ class TrainConfig:
             raise ValueError(f"config: 'beta' must be >= 0, got {self.beta!r}")
         if not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden):
             raise ValueError(f"config: 'hidden' must be positive integers, got {self.hidden!r}")
+        if self.objective not in ("elbo", "iwae"):
+            raise ValueError(f"config: 'objective' must be elbo or iwae, got {self.objective!r}")
+        if not isinstance(self.k, int) or self.k < 1:
+            raise ValueError(f"config: 'k' must be a positive integer, got {self.k!r}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"config: 'lr_schedule' must be constant or cosine, got {self.lr_schedule!r}")
         if not (isinstance(self.warmup, (int, float)) and 0 <= self.warmup <= 1):

@@ -17,8 +17,10 @@ from ..config import TrainConfig, parse_duration
 from ..data import Dataset, load_dataset
 from ..noise import MonteCarlo
 from .evaluation import evaluate_elbo
+from .factory import DEFAULTS as MODEL_DEFAULTS
+from .factory import build_model as factory_build_model
 from .model import VAE
-from .objectives import elbo
+from .objectives import elbo, iwae
 
 
 def resolve_device(name: str) -> torch.device:
@@ -30,8 +32,27 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_model(config: TrainConfig, data_dim: int) -> VAE:
-    return VAE(data_dim, config.latent_dim, config.hidden, config.activation)
+def model_spec(config: TrainConfig) -> dict[str, Any]:
+    """The model options of ``config`` (see :data:`reparam.vae.factory.DEFAULTS`)."""
+    values = config.to_dict()
+    return {key: values[key] for key in MODEL_DEFAULTS if key in values}
+
+
+def build_model(config: TrainConfig, data_dim: int, image_shape=None) -> VAE:
+    return factory_build_model(model_spec(config), data_dim, image_shape)
+
+
+def objective(config: TrainConfig):
+    """``loss(model, x, beta, noise) -> Loss`` for the configured objective and estimator."""
+    if config.objective == "iwae":
+        if config.beta != 1.0 or config.warmup > 0 or config.free_bits > 0:
+            raise ValueError("objective 'iwae' has no KL weight: beta, warmup and free_bits "
+                             "apply to 'elbo' only")
+        return lambda model, x, beta, noise: iwae(model, x, k=config.k, noise=noise,
+                                                  estimator=config.estimator)
+    return lambda model, x, beta, noise: elbo(
+        model, x, num_samples=config.num_samples, beta=beta, noise=noise,
+        estimator=config.estimator, kl=config.kl, free_bits=config.free_bits)
 
 
 def load_data(config: TrainConfig) -> Dataset:
@@ -117,7 +138,8 @@ def train(
 
     torch.manual_seed(config.seed)
     data = dataset if dataset is not None else load_data(config)
-    model = build_model(config, data.dim).to(device)
+    model = build_model(config, data.dim, data.image_shape).to(device)
+    loss_fn = objective(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     shuffle_gen = torch.Generator().manual_seed(config.seed)
     noise_gen = torch.Generator(device).manual_seed(config.seed + 1)
@@ -171,7 +193,7 @@ def train(
             if dynamic:
                 xb = torch.bernoulli(xb, generator=noise_gen)
             with autocast:
-                out = elbo(model, xb, num_samples=config.num_samples, beta=beta, noise=noise)
+                out = loss_fn(model, xb, beta, noise)
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             optimizer.step()
@@ -281,7 +303,7 @@ def load_run(run_dir: str | Path, device: str = "auto", data_dir: str | None = N
         config = config.replace(data_dir=data_dir)
     dev = resolve_device(device)
     data = load_data(config)
-    model = build_model(config, data.dim)
+    model = build_model(config, data.dim, data.image_shape)
     weights = run_dir / "model.safetensors"
     if weights.is_file():
         model.load_state_dict(runs.load_weights(weights))
