@@ -79,7 +79,7 @@ def main() -> None:
 
     times: dict[str, list[float]] = {name: [] for name in METHODS}
     for _ in range(2):  # warm-up
-        for name, fn in METHODS.items():
+        for fn in METHODS.values():
             time_one(fn, mu, logvar, grad, device)
     for _ in range(args.repeats):  # interleaved, so drift hits every method alike
         for name, fn in METHODS.items():

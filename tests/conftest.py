@@ -4,6 +4,10 @@ from pathlib import Path
 import pytest
 import torch
 
+# The suite's tensors are small: extra intra-op threads only add overhead, and with other
+# processes on the machine they oversubscribe its cores (a 1 us op then takes ~10 ms).
+torch.set_num_threads(1)
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -57,11 +57,12 @@ class TrainConfig:
     encoder: str = _opt("mlp", "encoder/decoder networks: mlp, or conv (28x28 / 32x32 images)")
     gated: bool = _opt(False, "gated (GLU) hidden units in the MLPs")
     conv_channels: list[int] = _opt([32, 64], "channels of the two conv layers (encoder conv)")
-    posterior: str = _opt("gaussian", "q(z|x): gaussian, full-cov, planar, iaf, vmf")
+    posterior: str = _opt("gaussian", "q(z|x): gaussian, full-cov, planar, iaf, vmf, dirichlet, gamma")
     flow_length: int = _opt(4, "number of flow steps (planar / iaf posteriors)")
     flow_hidden: int = _opt(64, "hidden width of IAF's masked networks")
     flow_context: int = _opt(64, "size of the context vector the encoder passes to IAF")
-    prior: str = _opt("standard", "p(z): standard, mog (mixture of Gaussians), vamp (VampPrior)")
+    prior: str = _opt("auto", "p(z): standard, mog (mixture of Gaussians), vamp (VampPrior), sphere, "
+                              "dirichlet, gamma; auto = the posterior's natural prior")
     prior_components: int = _opt(500, "mixture components / VampPrior pseudo-inputs")
     likelihood: str = _opt("bernoulli", "p(x|z): bernoulli, gaussian, gaussian-learned, "
                                         "continuous-bernoulli, discretized-logistic")

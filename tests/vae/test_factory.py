@@ -62,8 +62,9 @@ def test_defaults_match_the_plain_vae():
 
 
 @pytest.mark.parametrize("spec, message", [
-    ({"prior": "flat"}, r"unknown prior 'flat'; choose one of \['mog', 'sphere', 'standard', 'vamp'\]"),
-    ({"posterior": "vmf"}, "lives on the sphere"),
+    ({"prior": "flat"},
+     r"unknown prior 'flat'; choose one of \['dirichlet', 'gamma', 'mog', 'sphere', 'standard', 'vamp'\]"),
+    ({"posterior": "vmf", "prior": "standard"}, "lives on the sphere"),
     ({"prior": "sphere"}, "lives on the sphere"),
     ({"posterior": "nf"}, "unknown posterior 'nf'; choose one of"),
     ({"likelihood": "poisson"}, "unknown likelihood 'poisson'; choose one of"),

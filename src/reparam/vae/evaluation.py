@@ -17,26 +17,13 @@ import torch
 from tqdm.auto import tqdm
 
 from ..noise import MonteCarlo, NoiseSource
-from .objectives import elbo
-
-
-def sample_with_log_prob(q, num_samples: int, noise: NoiseSource | None = None):
-    """``z ~ q`` of shape (S, B, L) and ``log q(z)`` of shape (S, B)."""
-    if hasattr(q, "rsample_with_log_prob"):
-        return q.rsample_with_log_prob((num_samples,))
-    z = q.rsample((num_samples,), noise=noise) if noise is not None else q.rsample((num_samples,))
-    log_q = q.log_prob(z)
-    return z, (log_q.sum(-1) if log_q.dim() == z.dim() else log_q)
+from .objectives import elbo, log_weights
 
 
 def log_importance_weights(model, x: torch.Tensor, num_samples: int,
                            noise: NoiseSource | None = None) -> torch.Tensor:
     """``log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x)``, shape (S, B)."""
-    if hasattr(model, "log_importance_weights"):
-        return model.log_importance_weights(x, num_samples, noise)
-    q = model.encode(x)
-    z, log_q = sample_with_log_prob(q, num_samples, noise)
-    return model.log_likelihood(x, z) + model.prior().log_prob(z) - log_q
+    return log_weights(model, x, num_samples, noise)[0]
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ from torch import nn
 from .conv import ConvDecoder, ConvEncoder
 from .encoders import FlowEncoder, FullCovEncoder, GaussianEncoder, VMFEncoder
 from .flows import FLOWS
+from .latent_families import DirichletEncoder, DirichletPrior, GammaEncoder, GammaPrior
 from .likelihoods import LIKELIHOODS
 from .model import VAE, Decoder
 from .networks import make_activation, mlp
@@ -29,7 +30,7 @@ from .two_layer import HierarchicalPrior, TwoLayerEncoder
 DEFAULTS: dict[str, Any] = {
     "encoder": "mlp", "hidden": [256, 256], "activation": "tanh", "gated": False,
     "conv_channels": [32, 64], "posterior": "gaussian", "flow_length": 4, "flow_hidden": 64,
-    "flow_context": 64, "prior": "standard", "prior_components": 500,
+    "flow_context": 64, "prior": "auto", "prior_components": 500,
     "likelihood": "bernoulli", "stochastic_layers": 1, "latent_dim": 8, "latent_dim2": None,
 }
 
@@ -74,14 +75,21 @@ def _vmf(s, L, net_in) -> nn.Module:
 
 
 POSTERIORS: dict[str, Callable[..., nn.Module]] = {
-    "gaussian": _gaussian, "full-cov": _full_cov, "planar": _flow, "iaf": _flow, "vmf": _vmf}
+    "gaussian": _gaussian, "full-cov": _full_cov, "planar": _flow, "iaf": _flow, "vmf": _vmf,
+    "dirichlet": lambda s, L, net_in: DirichletEncoder(net_in(L)),
+    "gamma": lambda s, L, net_in: GammaEncoder(net_in(2 * L)),
+}
 
 PRIORS: dict[str, Callable[..., nn.Module]] = {
     "standard": lambda s, L, encode, D: StandardNormalPrior(L),
     "mog": lambda s, L, encode, D: MixturePrior(L, s["prior_components"]),
     "vamp": lambda s, L, encode, D: VampPrior(encode, L, D, s["prior_components"]),
     "sphere": lambda s, L, encode, D: SphericalUniformPrior(L),
+    "dirichlet": lambda s, L, encode, D: DirichletPrior(L),
+    "gamma": lambda s, L, encode, D: GammaPrior(L),
 }
+# the natural prior of each posterior family, for prior="auto"
+AUTO_PRIOR = {"vmf": "sphere", "dirichlet": "dirichlet", "gamma": "gamma"}
 
 
 def _validate(spec: dict[str, Any], data_dim: int, image_shape) -> dict[str, Any]:
@@ -91,7 +99,14 @@ def _validate(spec: dict[str, Any], data_dim: int, image_shape) -> dict[str, Any
     s = {**DEFAULTS, **spec}
     _choose("encoder", {"mlp": 0, "conv": 0}, s["encoder"])
     _choose("posterior", POSTERIORS, s["posterior"])
+    if s["prior"] == "auto":
+        s["prior"] = AUTO_PRIOR.get(s["posterior"], "standard")
     _choose("prior", PRIORS, s["prior"])
+    for family in ("dirichlet", "gamma"):  # the support of q must match that of p
+        if (s["posterior"] == family) != (s["prior"] == family):
+            raise ValueError(f"model spec: posterior {family!r} (support of z) needs prior "
+                             f"{family!r} and vice versa; got posterior {s['posterior']!r}, "
+                             f"prior {s['prior']!r}")
     _choose("likelihood", LIKELIHOODS, s["likelihood"])
     _choose("stochastic_layers", {1: 0, 2: 0}, s["stochastic_layers"])
     make_activation(s["activation"])
