@@ -1,8 +1,9 @@
 """The README's Python example runs as written."""
 
 import re
+from pathlib import Path
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_readme_python_examples_run(tmp_path, monkeypatch):
