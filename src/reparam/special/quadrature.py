@@ -23,6 +23,7 @@ _NODES = 16
 _DROPS = (1.0, 2.5, 6.0, 12.0, 24.0, DROP)  # panel ends: where L has fallen by this much from the peak
 _INNER = (0.0, 1 / 64, 1 / 8, 1.0)  # the first panel, split geometrically toward the peak
 _GEOMETRIC = (1 / 64, 1 / 8)  # plus fractions of the full reach (slow tails)
+_EVALS = 1 << 21  # integrand points per evaluation (bounds the temporaries' memory)
 
 
 @cache
@@ -74,15 +75,16 @@ def peak_integral(integrand: Callable, L: Callable, dL: Callable, v_m: torch.Ten
                        steps=4, margin=1.0) for k in _DROPS[:-1]] + [far]
         ends = [ends[0] * f for f in _INNER[1:-1]] + ends + [far * f for f in _GEOMETRIC]
         ends = torch.stack(ends).sort(dim=0).values  # the union of both panel families
-        lo = torch.zeros_like(far)
-        for hi in ends.unbind():
-            width = hi - lo
-            for t, w in zip(nodes.unbind(), weights.unbind()):
-                f = integrand(v_m + sign * (lo + t * width))
-                f = f if isinstance(f, tuple) else (f,)
-                step = [(w * width) * fi for fi in f]
-                total = step if total is None else [a + b for a, b in zip(total, step, strict=True)]
-            lo = hi
+        lo = torch.cat([torch.zeros_like(far)[None], ends[:-1]])
+        t = nodes.view((-1,) + (1,) * v_m.dim())
+        w = weights.view(t.shape)
+        group = max(1, _EVALS // (_NODES * max(v_m.numel(), 1)))
+        for k in range(0, ends.shape[0], group):  # all nodes of `group` panels at once
+            start, width = lo[k:k + group, None], (ends - lo)[k:k + group, None]
+            f = integrand(v_m + sign * (start + t * width))
+            f = f if isinstance(f, tuple) else (f,)
+            step = [(w * width * fi).sum((0, 1)) for fi in f]
+            total = step if total is None else [a + b for a, b in zip(total, step, strict=True)]
     if total is None:
         probe = integrand(v_m)
         total = [torch.zeros_like(p) for p in (probe if isinstance(probe, tuple) else (probe,))]
