@@ -62,86 +62,123 @@ def _side(lx, ly, a, b, upper: bool):
 SERIES_REACH = 40.0  # the series serves min(x, y) <= 1/2 with (a + b) min(x, y) <= 40 ...
 CANCEL_LIMIT = 1e4  # ... where its cancellation costs < 4 digits; the rest integrates
 _SERIES_TERMS = 600
+BLOCK = 1 << 16  # elements per pass: the working set of the series stays in cache
+_TOL = {torch.float32: 1e-12, torch.float16: 1e-12, torch.bfloat16: 1e-12}  # else 2^-55
 
 
-def _series(lx, ly, a, b, psi_a, psi_b, psi_ab):
-    """``(dx/da, dx/db)`` and their cancellation factors from the hypergeometric series
-    ``I_x = x^a y^b / (a B(a, b)) sum_n t_n``, ``t_n = t_{n-1} (a+b+n-1) x / (a+n)``, summed
-    with ``sum t_n h^a_n`` and ``sum t_n h^b_n`` (``h^a_n = sum_{k<n} 1/(a+b+k) - 1/(a+1+k)``,
-    ``h^b_n = sum_{k<n} 1/(a+b+k)``): ``dx/da = -(x y / a) (F c_a + F_a)``,
-    ``c_a = log x - psi(a) + psi(a+b) - 1/a``, ``c_b = log y - psi(b) + psi(a+b)``."""
-    x = torch.exp(lx)
-    f, fa, fb = torch.ones_like(x), torch.zeros_like(x), torch.zeros_like(x)
-    idx = torch.arange(x.numel(), device=x.device)  # the working set, compacted every 16 terms
-    state = [x, a, b, torch.ones_like(x), f.clone(), fa.clone(), fb.clone(),
-             torch.zeros_like(x), torch.zeros_like(x)]
-    eps = torch.finfo(x.dtype).eps / 8
+def _series(lx, a, b, tol: float) -> torch.Tensor:
+    """``(F, F_a, F_b)`` of the hypergeometric series ``I_x = x^a y^b / (a B(a, b)) F``,
+    ``F = sum_n t_n``, ``t_n = t_{n-1} (a+b+n-1) x / (a+n)``, ``F_a = sum t_n h^a_n``,
+    ``F_b = sum t_n h^b_n`` (``h^a_n = sum_{k<n} 1/(a+b+k) - 1/(a+1+k)``,
+    ``h^b_n = sum_{k<n} 1/(a+b+k)``). One stacked state updated in place (paired rows share
+    a kernel: 9 a term); every 8 terms the converged entries are written out and, once they
+    are 1/8 of the working set, dropped (one ``nonzero``, one gather)."""
+    m = lx.numel()
+    state = torch.empty((9, m), dtype=lx.dtype, device=lx.device)
+    # rows: x, a+b+n-1, a+n, t, h^a, h^b, F, F_a, F_b
+    state[0], state[1], state[2] = torch.exp(lx), a + b - 1.0, a
+    state[3], state[4:6], state[6], state[7:9] = 1.0, 0.0, 1.0, 0.0
+    out, idx, rbuf = torch.empty_like(state[:3]), None, torch.empty_like(state[:2]).view(-1)
+    rows = state.unbind()
+    r = rbuf.view(2, m)
     for n in range(1, _SERIES_TERMS + 1):
-        xw, aw, bw, t, fw, faw, fbw, ha, hb = state
-        r1, r2 = (aw + bw + (n - 1)).reciprocal(), (aw + n).reciprocal()
-        ha.add_(r1 - r2)
-        hb.add_(r1)
-        t.mul_(xw).mul_(r2).div_(r1)
-        fw.add_(t)
-        faw.addcmul_(t, ha)
-        fbw.addcmul_(t, hb)
-        if n % 16 == 0:
-            done = t * (1 + ha.abs() + hb) <= eps * fw
-            if bool(done.any()):
-                f[idx[done]], fa[idx[done]], fb[idx[done]] = fw[done], faw[done], fbw[done]
-                keep = ~done
-                idx, state = idx[keep], [v[keep] for v in state]
-                if idx.numel() == 0:
-                    break
-    f[idx], fa[idx], fb[idx] = state[4], state[5], state[6]
-    lead_a = f * (lx - psi_a + psi_ab - 1 / a)
-    lead_b = f * (ly - psi_b + psi_ab)
-    scale = -torch.exp(lx + ly) / a
-    da, db = scale * (lead_a + fa), scale * (lead_b + fb)
-    cancel = torch.maximum((lead_a.abs() + fa.abs()) / (lead_a + fa).abs(),
-                           (lead_b.abs() + fb.abs()) / (lead_b + fb).abs())
-    return da, db, cancel
+        xw, c, t, ha = rows[0], rows[1], rows[3], rows[4]
+        state[1:3].add_(1.0)
+        torch.reciprocal(state[1:3], out=r)
+        state[4:6].add_(r[0])
+        ha.sub_(r[1])
+        t.mul_(c).mul_(xw).mul_(r[1])
+        rows[6].add_(t)
+        state[7:9].addcmul_(t, state[4:6])
+        if n % 8 == 0:
+            done = (ha.abs() + rows[5] + 1.0).mul_(t).le_(rows[6] * tol)
+            count = int(done.sum())
+            if count == done.numel() or (count * 8 >= done.numel() and count > 0):
+                if idx is None:
+                    out.copy_(state[6:9])
+                else:
+                    out.index_copy_(1, idx, state[6:9])
+                if count == done.numel():
+                    return out
+                keep = done.logical_not_().nonzero().squeeze(1)
+                idx = keep if idx is None else idx.index_select(0, keep)
+                state = state.index_select(1, keep)
+                rows, r = state.unbind(), rbuf[:2 * keep.numel()].view(2, -1)
+    if idx is None:
+        return state[6:9].clone()
+    return out.index_copy_(1, idx, state[6:9])
+
+
+def _block(lx, ly, a, b, tol: float):
+    """The series on one flat float64 block: ``(dx/da, dx/db, entries left to the integral)``.
+
+    ``dx/da = -(x y / a) (F c_a + F_a)``, ``c_a = log x - psi(a) + psi(a+b) - 1/a``,
+    ``dx/db = -(x y / a) (F c_b + F_b)``, ``c_b = log y - psi(b) + psi(a+b)``; for
+    ``x > 1/2`` those of ``y ~ Beta(b, a)``, with ``dx = -dy``.
+    """
+    mirror = lx > ly
+    lx, ly, a, b = (torch.where(mirror, v, u) for u, v in ((lx, ly), (ly, lx), (a, b), (b, a)))
+    inner = (lx + ly) > -745.2  # x y > 0: a sample rounded to 0 or 1 has gradient 0
+    series = inner & (torch.exp(lx) * (a + b) <= SERIES_REACH)
+    da, db = torch.zeros_like(lx), torch.zeros_like(lx)
+    if bool(series.all()):
+        sel, good = None, series
+        s_lx, s_ly, s_a, s_b = lx, ly, a, b
+    else:
+        sel, good = series.nonzero().squeeze(1), torch.zeros_like(series)
+        s_lx, s_ly, s_a, s_b = (v.index_select(0, sel) for v in (lx, ly, a, b))
+    if s_lx.numel():
+        f, fa, fb = _series(s_lx, s_a, s_b, tol).unbind()
+        psi_ab = torch.digamma(s_a + s_b)
+        lead_a = f * (s_lx - torch.digamma(s_a) + psi_ab - 1 / s_a)
+        lead_b = f * (s_ly - torch.digamma(s_b) + psi_ab)
+        scale = -torch.exp(s_lx + s_ly) / s_a
+        d1, d2 = scale * (lead_a + fa), scale * (lead_b + fb)
+        cancel = torch.maximum((lead_a.abs() + fa.abs()) / (lead_a + fa).abs(),
+                               (lead_b.abs() + fb.abs()) / (lead_b + fb).abs())
+        ok = cancel <= CANCEL_LIMIT
+        if sel is None:
+            da, db, good = d1, d2, ok
+        else:
+            da.index_copy_(0, sel, d1), db.index_copy_(0, sel, d2)
+            good.index_fill_(0, sel.masked_select(ok), True)
+    da, db = torch.where(mirror, -db, da), torch.where(mirror, -da, db)
+    return da, db, inner & ~good
 
 
 def beta_dx_dab(log_x: torch.Tensor, log_y: torch.Tensor, a: torch.Tensor,
                 b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(dx/da, dx/db)`` for ``x ~ Beta(a, b)`` given ``log x`` and ``log(1 - x)``.
 
-    ``dx/dtheta = -x y int_{-inf}^{u_x} s exp(L) du = x y int_{u_x}^{inf} s exp(L) du``.
+    ``dx/dtheta = -x y int_{-inf}^{u_x} s exp(L) du = x y int_{u_x}^{inf} s exp(L) du``;
+    the series in blocks of ``BLOCK`` entries, then one integral pass for the rest.
     """
     log_x, log_y, a, b = torch.broadcast_tensors(log_x, log_y, a, b)
-    dtype = log_x.dtype
-    lx, ly, a, b = (t.double() for t in (log_x, log_y, a, b))
-    xy = torch.exp(lx + ly)
-    psi_a, psi_b, psi_ab = torch.digamma(a), torch.digamma(b), torch.digamma(a + b)
-    upper_a = lx >= psi_a - psi_ab  # s_a >= 0 on [x, 1]
-    upper_b = ly <= psi_b - psi_ab  # s_b <= 0 on [x, 1]
-    outs = (torch.zeros_like(xy), torch.zeros_like(xy))
-    inner = xy > 0  # a sample that rounded to exactly 0 or 1 stays there: zero gradient
-    mirror = lx > ly  # x > 1/2: the series of y ~ Beta(b, a), dx = -dy
-    small = torch.where(mirror, ly, lx).exp()
-    series = inner & (small * (a + b) <= SERIES_REACH)
-    if series.any():
-        mr = mirror[series]
-        s_lx, s_ly = torch.where(mr, ly[series], lx[series]), torch.where(mr, lx[series], ly[series])
-        s_a, s_b = torch.where(mr, b[series], a[series]), torch.where(mr, a[series], b[series])
-        p_a, p_b = psi_a[series], psi_b[series]
-        d1, d2, cancel = _series(s_lx, s_ly, s_a, s_b, torch.where(mr, p_b, p_a),
-                                 torch.where(mr, p_a, p_b), psi_ab[series])
-        outs[0][series] = torch.where(mr, -d2, d1)
-        outs[1][series] = torch.where(mr, -d1, d2)
-        bad = torch.zeros_like(series)
-        bad[series] = ~(cancel <= CANCEL_LIMIT)
-        series = series & ~bad
-    inner = inner & ~series
-    for side in (True, False):  # one pass per side, both scores share exp(L)
-        need_a = (upper_a if side else ~upper_a) & inner
-        need_b = (upper_b if side else ~upper_b) & inner
-        m = need_a | need_b
-        if not m.any():
-            continue
-        ja, jb = _side(lx[m], ly[m], a[m], b[m], side)
-        scale = xy[m] if side else -xy[m]
-        for out, need, j in ((outs[0], need_a, ja), (outs[1], need_b, jb)):
-            out[need] = (scale * j)[need[m]]
-    return outs[0].to(dtype), outs[1].to(dtype)
+    tol = _TOL.get(log_x.dtype, 2.0 ** -55)
+    flat = [t.reshape(-1) for t in (log_x, log_y, a, b)]
+    da, db = torch.empty_like(flat[0]), torch.empty_like(flat[0])
+    rest = torch.empty(da.shape, dtype=torch.bool, device=da.device)
+    for i in range(0, da.numel(), BLOCK):
+        j = slice(i, i + BLOCK)
+        da[j], db[j], rest[j] = _block(*(t[j].double() for t in flat), tol)
+    if bool(rest.any()):
+        idx = rest.nonzero().squeeze(1)
+        lx, ly, ra, rb = (t.index_select(0, idx).double() for t in flat)
+        psi_ab = torch.digamma(ra + rb)
+        upper_a = lx >= torch.digamma(ra) - psi_ab  # s_a >= 0 on [x, 1]
+        upper_b = ly <= torch.digamma(rb) - psi_ab  # s_b <= 0 on [x, 1]
+        xy = torch.exp(lx + ly)
+        outs = (torch.zeros_like(lx), torch.zeros_like(lx))
+        for side in (True, False):  # one pass per side, both scores share exp(L)
+            need_a = upper_a if side else ~upper_a
+            need_b = upper_b if side else ~upper_b
+            m = need_a | need_b
+            if not m.any():
+                continue
+            ja, jb = _side(lx[m], ly[m], ra[m], rb[m], side)
+            scale = xy[m] if side else -xy[m]
+            for out, need, j in ((outs[0], need_a, ja), (outs[1], need_b, jb)):
+                out[need] = (scale * j)[need[m]]
+        da.index_copy_(0, idx, outs[0].to(da.dtype))
+        db.index_copy_(0, idx, outs[1].to(db.dtype))
+    return da.view(log_x.shape), db.view(log_x.shape)
