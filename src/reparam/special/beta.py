@@ -71,8 +71,8 @@ def _series(lx, a, b, tol: float) -> torch.Tensor:
     ``F = sum_n t_n``, ``t_n = t_{n-1} (a+b+n-1) x / (a+n)``, ``F_a = sum t_n h^a_n``,
     ``F_b = sum t_n h^b_n`` (``h^a_n = sum_{k<n} 1/(a+b+k) - 1/(a+1+k)``,
     ``h^b_n = sum_{k<n} 1/(a+b+k)``). One stacked state updated in place (paired rows share
-    a kernel: 9 a term); every 8 terms the converged entries are written out and, once they
-    are 1/8 of the working set, dropped (one ``nonzero``, one gather)."""
+    a kernel: 9 a term); every 16 terms the converged entries are written out and, once they
+    are 1/4 of the working set, dropped (one ``nonzero``, one gather)."""
     m = lx.numel()
     state = torch.empty((9, m), dtype=lx.dtype, device=lx.device)
     # rows: x, a+b+n-1, a+n, t, h^a, h^b, F, F_a, F_b
@@ -90,10 +90,10 @@ def _series(lx, a, b, tol: float) -> torch.Tensor:
         t.mul_(c).mul_(xw).mul_(r[1])
         rows[6].add_(t)
         state[7:9].addcmul_(t, state[4:6])
-        if n % 8 == 0:
+        if n % 16 == 0:
             done = (ha.abs() + rows[5] + 1.0).mul_(t).le_(rows[6] * tol)
             count = int(done.sum())
-            if count == done.numel() or (count * 8 >= done.numel() and count > 0):
+            if count == done.numel() or (count * 4 >= done.numel() and count > 0):
                 if idx is None:
                     out.copy_(state[6:9])
                 else:

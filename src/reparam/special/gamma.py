@@ -36,8 +36,8 @@ _TOL = {torch.float64: 2.0 ** -55, torch.float32: 1e-12, torch.float16: 1e-12,
 def _series(x: torch.Tensor, a: torch.Tensor, tol: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``(S, S')`` of the series, by in-place updates of one stacked state with
     ``q_n = x / (a + n)``: ``t_n = t_{n-1} q_n``, ``G_n = x H_n = sum_{k<=n} q_k``,
-    ``S' = -sum t_n G_n / x`` (5 kernels a term). Every 8 terms the converged entries are
-    written out and, once they are 1/8 of the working set, dropped (one ``nonzero``, one
+    ``S' = -sum t_n G_n / x`` (5 kernels a term). Every 16 terms the converged entries are
+    written out and, once they are 1/4 of the working set, dropped (one ``nonzero``, one
     gather), so each entry costs about its own number of terms."""
     state = torch.empty((6,) + x.shape, dtype=x.dtype, device=x.device)
     state[0], state[1], state[2], state[3], state[4], state[5] = x, a, 1.0, 0.0, 1.0, 0.0
@@ -51,10 +51,10 @@ def _series(x: torch.Tensor, a: torch.Tensor, tol: float) -> tuple[torch.Tensor,
         term.mul_(q)
         s_w.add_(term)
         ds_w.addcmul_(term, g)
-        if n % 8 == 0:  # converged: t_n (1 + H_n) <= tol S
+        if n % 16 == 0:  # converged: t_n (1 + H_n) <= tol S
             done = (xs + g).mul_(term).le_((tol * xs).mul_(s_w))
             count = int(done.sum())
-            if count == done.numel() or (count * 8 >= done.numel() and count > 0):
+            if count == done.numel() or (count * 4 >= done.numel() and count > 0):
                 if idx is None:
                     s.copy_(s_w), ds.copy_(ds_w)
                 else:
