@@ -11,7 +11,7 @@ from ..noise import NoiseSource
 from ..special import beta_dx_dab
 from ._base import Reparameterized
 from ._builders import broadcast_params
-from .implicit import implicit_rsample, log_standard_gamma
+from .implicit import implicit_attach, log_standard_gamma
 
 
 class Beta(Reparameterized):
@@ -66,12 +66,8 @@ class Beta(Reparameterized):
         total = torch.logaddexp(log_a, log_b)
         log_x, log_y = log_a - total, log_b - total
 
-        def cdf_grad(x, a, b):  # ratio form: (dI/da, dI/db) / p(x) = -dx/dtheta
-            da, db = beta_dx_dab(log_x, log_y, a, b)
-            return -da, -db
-
-        return implicit_rsample(torch.exp(log_x), (self.concentration1, self.concentration0),
-                                cdf_grad)
+        return implicit_attach(torch.exp(log_x), (self.concentration1, self.concentration0),
+                               lambda x, a, b: beta_dx_dab(log_x, log_y, a, b))
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """``(a-1) log x + (b-1) log(1-x) - log B(a, b)``."""

@@ -25,7 +25,7 @@ from .. import noise as _noise
 from ..special import gamma_dlogx_da
 from ._autograd import sum_to_shape
 
-__all__ = ["implicit_rsample", "log_standard_gamma", "implicit_log_gamma"]
+__all__ = ["implicit_rsample", "implicit_attach", "log_standard_gamma", "implicit_log_gamma"]
 
 CdfGrad = Callable[..., Sequence[torch.Tensor]]
 
@@ -84,12 +84,11 @@ def log_standard_gamma(concentration: torch.Tensor, shape: torch.Size,
     source = _noise.resolve(noise)
     a = concentration.detach().expand(shape)
     small = a < 1
-    g = torch._standard_gamma(torch.where(small, a + 1, a),
-                              generator=getattr(source, "generator", None))
-    log_g = torch.log(g.clamp_min(torch.finfo(g.dtype).tiny))
+    g = torch._standard_gamma(a + small, generator=getattr(source, "generator", None))
+    log_g = g.clamp_min_(torch.finfo(g.dtype).tiny).log_()
     if bool(small.any()):
         u = source.uniform(shape, a.dtype, a.device)
-        log_g = log_g + torch.where(small, torch.log(u) / a, torch.zeros_like(a))
+        log_g.add_(torch.log(u).div_(a).masked_fill_(small.logical_not_(), 0.0))
     return log_g
 
 
@@ -98,5 +97,11 @@ def implicit_log_gamma(concentration: torch.Tensor, shape: torch.Size,
     """``log G``, ``G ~ Gamma(concentration, 1)``, with the exact implicit gradient
     ``d log G / d concentration`` (the CDF of ``log G`` is ``P(a, e^y)``)."""
     log_g = log_standard_gamma(concentration, shape, noise)
-    return implicit_rsample(log_g, (concentration,),
-                            lambda y, a: (-gamma_dlogx_da(y, a),))
+    return implicit_attach(log_g, (concentration,), lambda y, a: (gamma_dlogx_da(y, a),))
+
+
+def implicit_attach(z: torch.Tensor, params: Sequence[torch.Tensor],
+                    dz_dparams: Callable[..., Sequence[torch.Tensor]]) -> torch.Tensor:
+    """Return ``z`` (value unchanged) with the derivatives ``dz/dtheta_i =
+    dz_dparams(z, *params)[i]`` given directly (no CDF or density in between)."""
+    return _Implicit.apply(z.detach(), dz_dparams, *params)
