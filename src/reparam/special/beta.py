@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 
 from .quadrature import peak_integral
+from .series import SeriesRunner
 
 
 def softplus(u: torch.Tensor) -> torch.Tensor:
@@ -66,50 +67,32 @@ BLOCK = 1 << 16  # elements per pass: the working set of the series stays in cac
 _TOL = {torch.float32: 1e-12, torch.float16: 1e-12, torch.bfloat16: 1e-12}  # else 2^-55
 
 
-def _series(lx, a, b, tol: float) -> torch.Tensor:
+def _series(lx, a, b, tol: float, runner: SeriesRunner) -> torch.Tensor:
     """``(F, F_a, F_b)`` of the hypergeometric series ``I_x = x^a y^b / (a B(a, b)) F``,
     ``F = sum_n t_n``, ``t_n = t_{n-1} (a+b+n-1) x / (a+n)``, ``F_a = sum t_n h^a_n``,
     ``F_b = sum t_n h^b_n`` (``h^a_n = sum_{k<n} 1/(a+b+k) - 1/(a+1+k)``,
-    ``h^b_n = sum_{k<n} 1/(a+b+k)``). One stacked state updated in place (paired rows share
-    a kernel: 9 a term); every 16 terms the converged entries are written out and, once they
-    are 1/4 of the working set, dropped (one ``nonzero``, one gather)."""
-    m = lx.numel()
-    state = torch.empty((9, m), dtype=lx.dtype, device=lx.device)
-    # rows: x, a+b+n-1, a+n, t, h^a, h^b, F, F_a, F_b
-    state[0], state[1], state[2] = torch.exp(lx), a + b - 1.0, a
-    state[3], state[4:6], state[6], state[7:9] = 1.0, 0.0, 1.0, 0.0
-    out, idx, rbuf = torch.empty_like(state[:3]), None, torch.empty_like(state[:2]).view(-1)
-    rows = state.unbind()
-    r = rbuf.view(2, m)
-    for n in range(1, _SERIES_TERMS + 1):
-        xw, c, t, ha = rows[0], rows[1], rows[3], rows[4]
-        state[1:3].add_(1.0)
-        torch.reciprocal(state[1:3], out=r)
+    ``h^b_n = sum_{k<n} 1/(a+b+k)``); paired rows share a kernel (9 a term)."""
+    state = runner.state(lx.numel())  # rows: x, a+b+n-1, a+n, t, h^a, h^b, F, F_a, F_b
+    torch.exp(lx, out=state[0]), torch.add(a, b, out=state[1]).sub_(1.0), state[2].copy_(a)
+    state[3].fill_(1.0), state[4:6].zero_(), state[6].fill_(1.0), state[7:9].zero_()
+
+    def step(rows, state, n, tmp):
+        r = torch.reciprocal(state[1:3].add_(1.0), out=tmp[:2])
         state[4:6].add_(r[0])
-        ha.sub_(r[1])
-        t.mul_(c).mul_(xw).mul_(r[1])
-        rows[6].add_(t)
-        state[7:9].addcmul_(t, state[4:6])
-        if n % 16 == 0:
-            done = (ha.abs() + rows[5] + 1.0).mul_(t).le_(rows[6] * tol)
-            count = int(done.sum())
-            if count == done.numel() or (count * 4 >= done.numel() and count > 0):
-                if idx is None:
-                    out.copy_(state[6:9])
-                else:
-                    out.index_copy_(1, idx, state[6:9])
-                if count == done.numel():
-                    return out
-                keep = done.logical_not_().nonzero().squeeze(1)
-                idx = keep if idx is None else idx.index_select(0, keep)
-                state = state.index_select(1, keep)
-                rows, r = state.unbind(), rbuf[:2 * keep.numel()].view(2, -1)
-    if idx is None:
-        return state[6:9].clone()
-    return out.index_copy_(1, idx, state[6:9])
+        rows[4].sub_(r[1])
+        rows[3].mul_(rows[1]).mul_(rows[0]).mul_(r[1])
+        rows[6].add_(rows[3])
+        state[7:9].addcmul_(rows[3], state[4:6])
+
+    def done(rows, tmp, out):
+        _, _, _, t, ha, hb, f, _, _ = rows
+        bound = torch.abs(ha, out=tmp[0]).add_(hb).add_(1.0).mul_(t)
+        return torch.le(bound, torch.mul(f, tol, out=tmp[1]), out=out)
+
+    return runner.run(lx.numel(), step, done, _SERIES_TERMS)
 
 
-def _block(lx, ly, a, b, tol: float):
+def _block(lx, ly, a, b, tol: float, runner: SeriesRunner):
     """The series on one flat float64 block: ``(dx/da, dx/db, entries left to the integral)``.
 
     ``dx/da = -(x y / a) (F c_a + F_a)``, ``c_a = log x - psi(a) + psi(a+b) - 1/a``,
@@ -128,7 +111,7 @@ def _block(lx, ly, a, b, tol: float):
         sel, good = series.nonzero().squeeze(1), torch.zeros_like(series)
         s_lx, s_ly, s_a, s_b = (v.index_select(0, sel) for v in (lx, ly, a, b))
     if s_lx.numel():
-        f, fa, fb = _series(s_lx, s_a, s_b, tol).unbind()
+        f, fa, fb = _series(s_lx, s_a, s_b, tol, runner).unbind()
         psi_ab = torch.digamma(s_a + s_b)
         lead_a = f * (s_lx - torch.digamma(s_a) + psi_ab - 1 / s_a)
         lead_b = f * (s_ly - torch.digamma(s_b) + psi_ab)
@@ -158,9 +141,13 @@ def beta_dx_dab(log_x: torch.Tensor, log_y: torch.Tensor, a: torch.Tensor,
     flat = [t.reshape(-1) for t in (log_x, log_y, a, b)]
     da, db = torch.empty_like(flat[0]), torch.empty_like(flat[0])
     rest = torch.empty(da.shape, dtype=torch.bool, device=da.device)
+    size = min(BLOCK, da.numel())
+    runner = SeriesRunner(9, slice(6, 9), size, da.device)
+    bufs = [torch.empty(size, dtype=torch.float64, device=da.device) for _ in flat]
     for i in range(0, da.numel(), BLOCK):
         j = slice(i, i + BLOCK)
-        da[j], db[j], rest[j] = _block(*(t[j].double() for t in flat), tol)
+        block = (buf[: t[j].numel()].copy_(t[j]) for buf, t in zip(bufs, flat, strict=True))
+        da[j], db[j], rest[j] = _block(*block, tol, runner)
     if bool(rest.any()):
         idx = rest.nonzero().squeeze(1)
         lx, ly, ra, rb = (t.index_select(0, idx).double() for t in flat)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 
 from .quadrature import peak_integral
+from .series import SeriesRunner
 
 SERIES_MAX_SHAPE = 30.0
 SERIES_REACH = 40.0  # the series also serves x < a + 40 ...
@@ -33,46 +34,26 @@ _TOL = {torch.float64: 2.0 ** -55, torch.float32: 1e-12, torch.float16: 1e-12,
         torch.bfloat16: 1e-12}
 
 
-def _series(x: torch.Tensor, a: torch.Tensor, tol: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(S, S')`` of the series, by in-place updates of one stacked state with
-    ``q_n = x / (a + n)``: ``t_n = t_{n-1} q_n``, ``G_n = x H_n = sum_{k<=n} q_k``,
-    ``S' = -sum t_n G_n / x`` (5 kernels a term). Every 16 terms the converged entries are
-    written out and, once they are 1/4 of the working set, dropped (one ``nonzero``, one
-    gather), so each entry costs about its own number of terms."""
-    state = torch.empty((6,) + x.shape, dtype=x.dtype, device=x.device)
-    state[0], state[1], state[2], state[3], state[4], state[5] = x, a, 1.0, 0.0, 1.0, 0.0
-    s, ds = torch.empty_like(x), torch.empty_like(x)
-    idx, buf = None, torch.empty_like(x)
-    xs, d, term, g, s_w, ds_w = state.unbind()
-    q = buf
-    for n in range(1, _SERIES_TERMS + 1):
-        torch.div(xs, d.add_(1.0), out=q)
-        g.add_(q)
-        term.mul_(q)
-        s_w.add_(term)
-        ds_w.addcmul_(term, g)
-        if n % 16 == 0:  # converged: t_n (1 + H_n) <= tol S
-            done = (xs + g).mul_(term).le_((tol * xs).mul_(s_w))
-            count = int(done.sum())
-            if count == done.numel() or (count * 4 >= done.numel() and count > 0):
-                if idx is None:
-                    s.copy_(s_w), ds.copy_(ds_w)
-                else:
-                    s.index_copy_(0, idx, s_w), ds.index_copy_(0, idx, ds_w)
-                if count == done.numel():
-                    idx = None
-                    break
-                keep = done.logical_not_().nonzero().squeeze(1)
-                idx = keep if idx is None else idx.index_select(0, keep)
-                state = state.index_select(1, keep)
-                xs, d, term, g, s_w, ds_w = state.unbind()
-                q = buf[:keep.numel()]
-    else:
-        if idx is None:
-            s.copy_(s_w), ds.copy_(ds_w)
-        else:
-            s.index_copy_(0, idx, s_w), ds.index_copy_(0, idx, ds_w)
-    return s, ds.div_(x.clamp_min(torch.finfo(x.dtype).tiny)).neg_()  # x = 0: S' = 0
+def _series(x: torch.Tensor, a: torch.Tensor, tol: float, runner: SeriesRunner):
+    """``(S, S')`` of the series with ``q_n = x / (a + n)``: ``t_n = t_{n-1} q_n``,
+    ``G_n = x H_n = sum_{k<=n} q_k``, ``S' = -sum t_n G_n / x`` (5 in-place kernels a term);
+    converged once ``t_n (1 + H_n) <= tol S``."""
+    state = runner.state(x.numel())  # rows: x, a + n, t_n, G_n, S, -x S'
+    state[0].copy_(x), state[1].copy_(a), state[2].fill_(1.0), state[3].zero_()
+    state[4].fill_(1.0), state[5].zero_()
+
+    def step(rows, state, n, tmp):
+        xs, d, term, g, s, ds = rows
+        q = torch.div(xs, d.add_(1.0), out=tmp[0])
+        g.add_(q), term.mul_(q), s.add_(term), ds.addcmul_(term, g)
+
+    def done(rows, tmp, out):
+        xs, _, term, g, s, _ = rows
+        return torch.le(torch.add(xs, g, out=tmp[1]).mul_(term),
+                        torch.mul(xs, s, out=tmp[2]).mul_(tol), out=out)
+
+    s, ds = runner.run(x.numel(), step, done, _SERIES_TERMS).unbind()
+    return s, ds / -x.clamp_min(torch.finfo(x.dtype).tiny)  # x = 0: S' = 0
 
 
 def _integral(x: torch.Tensor, log_x: torch.Tensor, a: torch.Tensor, upper: bool) -> torch.Tensor:
@@ -94,7 +75,7 @@ def _integral(x: torch.Tensor, log_x: torch.Tensor, a: torch.Tensor, upper: bool
     return j if upper else -j
 
 
-def _block(log_x: torch.Tensor, a: torch.Tensor, tol: float):
+def _block(log_x: torch.Tensor, a: torch.Tensor, tol: float, runner: SeriesRunner):
     """The series on one flat float64 block: ``(d log x / da, entries left to the integral)``."""
     x = torch.exp(log_x)
     psi1 = torch.digamma(a + 1.0)
@@ -106,7 +87,7 @@ def _block(log_x: torch.Tensor, a: torch.Tensor, tol: float):
         sel, out, rest = series.nonzero().squeeze(1), torch.zeros_like(x), torch.ones_like(series)
         sx, slx, sa, spsi = (t.index_select(0, sel) for t in (x, log_x, a, psi1))
     if sx.numel():
-        s, ds = _series(sx, sa, tol)
+        s, ds = _series(sx, sa, tol, runner)
         lead = s * (slx - spsi)
         value = -(lead + ds) / sa
         # past exp(psi(a+1)) the two terms of the series cancel; keep it while <= 1e4x
@@ -128,9 +109,13 @@ def gamma_dlogx_da(log_x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     flat_lx, flat_a = log_x.reshape(-1), a.reshape(-1)
     out = torch.empty_like(flat_lx)
     rest = torch.empty(out.shape, dtype=torch.bool, device=out.device)
+    size = min(BLOCK, out.numel())
+    runner = SeriesRunner(6, slice(4, 6), size, out.device)
+    lx_buf, a_buf = (torch.empty(size, dtype=torch.float64, device=out.device) for _ in "12")
     for i in range(0, out.numel(), BLOCK):
         j = slice(i, i + BLOCK)
-        out[j], rest[j] = _block(flat_lx[j].double(), flat_a[j].double(), tol)
+        lx, ra = lx_buf[: flat_lx[j].numel()].copy_(flat_lx[j]), a_buf[: flat_a[j].numel()]
+        out[j], rest[j] = _block(lx, ra.copy_(flat_a[j]), tol, runner)
     if bool(rest.any()):
         idx = rest.nonzero().squeeze(1)
         lx, ra = flat_lx.index_select(0, idx).double(), flat_a.index_select(0, idx).double()
