@@ -79,24 +79,25 @@ def _block(log_x: torch.Tensor, a: torch.Tensor, tol: float, runner: SeriesRunne
     """The series on one flat float64 block: ``(d log x / da, entries left to the integral)``."""
     x = torch.exp(log_x)
     psi1 = torch.digamma(a + 1.0)
-    series = (a <= SERIES_MAX_SHAPE) & ((log_x < psi1) | (x < a + SERIES_REACH))
-    if bool(series.all()):
-        sel, out, rest = None, None, None
+    if float(a.max()) <= SERIES_MAX_SHAPE and float((x - a).max()) < SERIES_REACH:
+        sel, out, rest = None, None, None  # the usual case: all by the series, no masks
         sx, slx, sa, spsi = x, log_x, a, psi1
     else:
+        series = (a <= SERIES_MAX_SHAPE) & ((log_x < psi1) | (x < a + SERIES_REACH))
         sel, out, rest = series.nonzero().squeeze(1), torch.zeros_like(x), torch.ones_like(series)
         sx, slx, sa, spsi = (t.index_select(0, sel) for t in (x, log_x, a, psi1))
     if sx.numel():
         s, ds = _series(sx, sa, tol, runner)
-        lead = s * (slx - spsi)
-        value = -(lead + ds) / sa
+        lead = torch.sub(slx, spsi).mul_(s)
+        total = lead + ds
         # past exp(psi(a+1)) the two terms of the series cancel; keep it while <= 1e4x
-        good = ~(lead.abs() / (value * sa).abs() > CANCEL_LIMIT)
+        bad = torch.gt(lead.abs_(), total.abs().mul_(CANCEL_LIMIT))
+        value = total.div_(sa).neg_()
         if sel is None:
-            out, rest = value, ~good
+            out, rest = value, bad
         else:
             out.index_copy_(0, sel, value)
-            rest.index_fill_(0, sel.masked_select(good), False)
+            rest.index_fill_(0, sel.masked_select(~bad), False)
     return out, rest
 
 
