@@ -8,6 +8,7 @@ cancellation). :func:`peak_integral` finds, by safeguarded Newton steps on ``L``
 and applies 16-point Gauss-Legendre on the panels between the union of these points and
 geometric fractions of the full reach (the first panel also split toward the peak): this
 resolves boundary layers, Gaussian peaks, shoulders and double-exponential cliffs alike.
+All nodes of several panels are evaluated in one call (at most ``_EVALS`` points at a time).
 """
 
 from __future__ import annotations
