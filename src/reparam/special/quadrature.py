@@ -8,7 +8,7 @@ cancellation). :func:`peak_integral` finds, by safeguarded Newton steps on ``L``
 and applies 16-point Gauss-Legendre on the panels between the union of these points and
 geometric fractions of the full reach (the first panel also split toward the peak): this
 resolves boundary layers, Gaussian peaks, shoulders and double-exponential cliffs alike.
-All nodes of several panels are evaluated in one call (at most ``_EVALS`` points at a time).
+All nodes of all panels are evaluated in one call (at most ``_EVALS`` values at a time).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ _NODES = 16
 _DROPS = (1.0, 2.5, 6.0, 12.0, 24.0, DROP)  # panel ends: where L has fallen by this much from the peak
 _INNER = (0.0, 1 / 64, 1 / 8, 1.0)  # the first panel, split geometrically toward the peak
 _GEOMETRIC = (1 / 64, 1 / 8)  # plus fractions of the full reach (slow tails)
-_EVALS = 1 << 21  # integrand points per evaluation (bounds the temporaries' memory)
+_EVALS = 1 << 16  # integrand values per evaluation (temporaries stay in cache)
 
 
 @cache
@@ -77,15 +77,20 @@ def peak_integral(integrand: Callable, L: Callable, dL: Callable, v_m: torch.Ten
         ends = [ends[0] * f for f in _INNER[1:-1]] + ends + [far * f for f in _GEOMETRIC]
         ends = torch.stack(ends).sort(dim=0).values  # the union of both panel families
         lo = torch.cat([torch.zeros_like(far)[None], ends[:-1]])
-        t = nodes.view((-1,) + (1,) * v_m.dim())
-        w = weights.view(t.shape)
-        group = max(1, _EVALS // (_NODES * max(v_m.numel(), 1)))
-        for k in range(0, ends.shape[0], group):  # all nodes of `group` panels at once
-            start, width = lo[k:k + group, None], (ends - lo)[k:k + group, None]
-            f = integrand(v_m + sign * (start + t * width))
-            f = f if isinstance(f, tuple) else (f,)
-            step = [(w * width * fi).sum((0, 1)) for fi in f]
-            total = step if total is None else [a + b for a, b in zip(total, step, strict=True)]
+        width = ends - lo
+        # (panels, nodes) blocks of at most _EVALS integrand values per evaluation
+        fit = max(1, _EVALS // max(v_m.numel(), 1))
+        group, per = (fit // _NODES, _NODES) if fit >= _NODES else (1, fit)
+        shape = (-1,) + (1,) * v_m.dim()
+        for k in range(0, ends.shape[0], group):
+            start, w_k = lo[k:k + group, None], width[k:k + group, None]
+            for j in range(0, _NODES, per):
+                t, w = nodes[j:j + per].view(shape), weights[j:j + per].view(shape)
+                f = integrand(v_m + sign * (start + t * w_k))
+                f = f if isinstance(f, tuple) else (f,)
+                wts = w * w_k
+                step = [(wts * fi).sum((0, 1)) for fi in f]
+                total = step if total is None else [a + b for a, b in zip(total, step, strict=True)]
     if total is None:
         probe = integrand(v_m)
         total = [torch.zeros_like(p) for p in (probe if isinstance(probe, tuple) else (probe,))]
