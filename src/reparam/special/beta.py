@@ -134,9 +134,10 @@ def beta_dx_dab(log_x: torch.Tensor, log_y: torch.Tensor, a: torch.Tensor,
     """``(dx/da, dx/db)`` for ``x ~ Beta(a, b)`` given ``log x`` and ``log(1 - x)``.
 
     ``dx/dtheta = -x y int_{-inf}^{u_x} s exp(L) du = x y int_{u_x}^{inf} s exp(L) du``;
-    the series in blocks of ``BLOCK`` entries, then one integral pass for the rest.
+    the series in blocks of ``BLOCK`` entries, then one integral pass for the rest. The
+    result is a constant for autograd (double backward treats ``dx/dtheta`` as fixed).
     """
-    log_x, log_y, a, b = torch.broadcast_tensors(log_x, log_y, a, b)
+    log_x, log_y, a, b = torch.broadcast_tensors(*(t.detach() for t in (log_x, log_y, a, b)))
     tol = _TOL.get(log_x.dtype, 2.0 ** -55)
     flat = [t.reshape(-1) for t in (log_x, log_y, a, b)]
     da, db = torch.empty_like(flat[0]), torch.empty_like(flat[0])

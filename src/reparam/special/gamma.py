@@ -104,8 +104,9 @@ def _block(log_x: torch.Tensor, a: torch.Tensor, tol: float, runner: SeriesRunne
 def gamma_dlogx_da(log_x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """``d log x / da`` for ``x ~ Gamma(a, 1)`` at ``x = exp(log_x)`` (broadcast, float64
     inside; the series in blocks of ``BLOCK`` entries, then one integral pass for the rest;
-    float32 results sum the series to 1e-12)."""
-    log_x, a = torch.broadcast_tensors(log_x, a)
+    float32 results sum the series to 1e-12). The result is a constant for autograd (computed
+    in place on reused buffers), so double backward treats ``dz/dtheta`` as fixed."""
+    log_x, a = torch.broadcast_tensors(log_x.detach(), a.detach())
     tol = _TOL.get(log_x.dtype, 2.0 ** -55)
     flat_lx, flat_a = log_x.reshape(-1), a.reshape(-1)
     out = torch.empty_like(flat_lx)
