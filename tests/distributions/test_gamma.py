@@ -13,14 +13,6 @@ from reparam.distributions import Gamma
 from reparam.noise import MonteCarlo
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: OpenMP barriers cost ~15 ms per op on the oversubscribed CI box."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 def _gen(seed: int) -> MonteCarlo:
     return MonteCarlo(torch.Generator().manual_seed(seed))
 

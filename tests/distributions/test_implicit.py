@@ -13,14 +13,6 @@ from reparam.distributions.implicit import implicit_log_gamma, log_standard_gamm
 from reparam.noise import MonteCarlo
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: OpenMP barriers cost ~15 ms per op on the oversubscribed CI box."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 def _kuma_cdf_grad(z, a, b):
     """``F = 1 - (1 - z^a)^b``: ``dF/da = b (1 - z^a)^(b-1) z^a log z``,
     ``dF/db = -(1 - z^a)^b log(1 - z^a)``."""

@@ -10,15 +10,6 @@ import torch
 from reparam.distributions import RejectionSample, rejection_rsample
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: OpenMP barriers cost ~15 ms per op on the oversubscribed CI box."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_surrogate_keeps_value_and_adds_correction():
     theta = torch.tensor(2.0, requires_grad=True)
     rs = RejectionSample(value=theta * torch.ones(3), log_weight=theta * torch.arange(3.0))

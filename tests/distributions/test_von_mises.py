@@ -12,15 +12,6 @@ from reparam.distributions import VonMises
 from reparam.special import bessel_ratio
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: OpenMP barriers cost ~15 ms per op on the oversubscribed CI box."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("kappa0", [1e-3, 2.0, 1e3])
 def test_sample_gradients_match_cdf_differences(kappa0):
     torch.manual_seed(0)

@@ -13,15 +13,6 @@ from reparam.noise import MonteCarlo
 from reparam.special import bessel_ratio
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: OpenMP barriers cost ~15 ms per op on the oversubscribed CI box."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _setup(d: int, kappa0: float, n: int, seed: int):
     torch.manual_seed(seed)
     mu = F.normalize(torch.randn(d, dtype=torch.float64), dim=0).expand(n, d)

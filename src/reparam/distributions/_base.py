@@ -86,3 +86,17 @@ class Reparameterized(Distribution):
     def sample(self, sample_shape=torch.Size(), noise: _noise.NoiseSource | None = None):
         with torch.no_grad():
             return self.rsample(sample_shape, noise=noise)
+
+
+class TorchDensity:
+    """Mixin for families whose density and entropy are those of a ``torch.distributions``
+    twin built from the same parameters (``self._torch``); only the sampler (``rsample``
+    and its gradient) is reparam's own."""
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        return self._torch.log_prob(value)
+
+    def entropy(self) -> torch.Tensor:
+        return self._torch.entropy()

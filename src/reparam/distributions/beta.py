@@ -9,12 +9,12 @@ from torch.distributions.kl import register_kl
 
 from ..noise import NoiseSource
 from ..special import beta_dx_dab
-from ._base import Reparameterized
+from ._base import Reparameterized, TorchDensity
 from ._builders import broadcast_params
 from .implicit import implicit_attach, log_standard_gamma
 
 
-class Beta(Reparameterized):
+class Beta(TorchDensity, Reparameterized):
     r"""Beta with density ``x^(a-1) (1-x)^(b-1) / B(a, b)``, ``a = concentration1``,
     ``b = concentration0``.
 
@@ -68,15 +68,6 @@ class Beta(Reparameterized):
 
         return implicit_attach(torch.exp(log_x), (self.concentration1, self.concentration0),
                                lambda x, a, b: beta_dx_dab(log_x, log_y, a, b))
-
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        """``(a-1) log x + (b-1) log(1-x) - log B(a, b)``."""
-        if self._validate_args:
-            self._validate_sample(value)
-        return self._torch.log_prob(value)
-
-    def entropy(self) -> torch.Tensor:
-        return self._torch.entropy()
 
 
 @register_kl(Beta, Beta)

@@ -8,11 +8,11 @@ from torch.distributions import constraints
 from torch.distributions.kl import register_kl
 
 from ..noise import NoiseSource
-from ._base import Reparameterized
+from ._base import Reparameterized, TorchDensity
 from .implicit import implicit_log_gamma
 
 
-class Dirichlet(Reparameterized):
+class Dirichlet(TorchDensity, Reparameterized):
     r"""Dirichlet on the simplex with concentration ``alpha`` of shape ``(..., K)``.
 
     ``rsample``: ``z = softmax(log G)`` with ``G_k ~ Gamma(alpha_k, 1)`` drawn in log space
@@ -63,15 +63,6 @@ class Dirichlet(Reparameterized):
     def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
         shape = self._extended_shape(torch.Size(sample_shape))
         return torch.softmax(implicit_log_gamma(self.concentration, shape, noise), dim=-1)
-
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        """``sum_k (alpha_k - 1) log z_k + lgamma(sum alpha) - sum lgamma(alpha_k)``."""
-        if self._validate_args:
-            self._validate_sample(value)
-        return self._torch.log_prob(value)
-
-    def entropy(self) -> torch.Tensor:
-        return self._torch.entropy()
 
 
 @register_kl(Dirichlet, Dirichlet)

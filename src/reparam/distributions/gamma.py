@@ -9,13 +9,13 @@ from torch.distributions.kl import register_kl
 
 from .. import noise as _noise
 from ..noise import NoiseSource
-from ._base import Reparameterized
+from ._base import Reparameterized, TorchDensity
 from ._builders import broadcast_params
 from .implicit import implicit_log_gamma
 from .rejection import RejectionSample, rejection_rsample
 
 
-class Gamma(Reparameterized):
+class Gamma(TorchDensity, Reparameterized):
     r"""Gamma with density ``rate^a z^(a-1) e^(-rate z) / Gamma(a)``, ``a = concentration``.
 
     ``rsample``: ``z = G / rate`` with ``G`` from torch's Marsaglia-Tsang sampler (drawn in
@@ -104,18 +104,9 @@ class Gamma(Reparameterized):
             z = z * torch.where(boost, torch.exp(log_u / a), torch.ones_like(z))
         return RejectionSample(z / self.rate, rs.log_weight)
 
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        """``a log rate + (a - 1) log z - rate z - lgamma(a)``."""
-        if self._validate_args:
-            self._validate_sample(value)
-        return self._torch.log_prob(value)
 
     def cdf(self, value: torch.Tensor) -> torch.Tensor:
         return torch.special.gammainc(self.concentration, self.rate * value)
-
-    def entropy(self) -> torch.Tensor:
-        """``a - log rate + lgamma(a) + (1 - a) digamma(a)``."""
-        return self._torch.entropy()
 
 
 @register_kl(Gamma, Gamma)

@@ -10,12 +10,12 @@ from torch.distributions import constraints
 
 from ..noise import NoiseSource
 from ..special import student_t_dt_dnu
-from ._base import Reparameterized
+from ._base import Reparameterized, TorchDensity
 from ._builders import broadcast_params
 from .implicit import implicit_rsample, log_standard_gamma
 
 
-class StudentT(Reparameterized):
+class StudentT(TorchDensity, Reparameterized):
     r"""Student-t with ``df`` degrees of freedom, ``z = loc + scale * t``, ``t ~ t_df``.
 
     ``t = eps sqrt(df / (2 G))``, ``eps ~ N(0, 1)`` from the noise source and
@@ -72,10 +72,4 @@ class StudentT(Reparameterized):
         t = implicit_rsample(t, (self.df,), cdf_grad)
         return self.loc + self.scale * t
 
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        if self._validate_args:
-            self._validate_sample(value)
-        return self._torch.log_prob(value)
 
-    def entropy(self) -> torch.Tensor:
-        return self._torch.entropy()
