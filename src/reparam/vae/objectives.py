@@ -146,7 +146,10 @@ def elbo(
         raise ValueError("kl='analytic' needs estimator='pathwise' and a closed-form KL: a "
                          "diagonal Normal posterior with the standard normal prior, or a pair "
                          "registered with torch's register_kl")
-    z, log_q = sample_posterior(q, num_samples, noise)               # (S, B, L), (S, B)
+    if analytic and not hasattr(q, "rsample_with_log_prob"):  # log q(z) is not needed
+        z, log_q = q.rsample((num_samples,), noise=noise), None       # (S, B, L)
+    else:
+        z, log_q = sample_posterior(q, num_samples, noise)           # (S, B, L), (S, B)
     recon = -model.log_likelihood(x, z).mean(0)                       # (B,)
     kl_dims = None                                                    # (B, L) when it factorizes
     if analytic and closed is not None:
