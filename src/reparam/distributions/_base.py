@@ -71,6 +71,13 @@ class Reparameterized(Distribution):
         if validate_args is not False:
             check_parameters(self)
 
+    def _finish_expand(self, new: Reparameterized, batch_shape: torch.Size) -> Reparameterized:
+        """The common tail of ``expand``: shapes set, parameters not re-validated, the
+        sample-validation flag carried over."""
+        Reparameterized.__init__(new, batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
     def _noise_shape(self, sample_shape: torch.Size | tuple[int, ...]) -> torch.Size:
         return self._extended_shape(torch.Size(sample_shape))
 

@@ -106,9 +106,7 @@ class LocationScale(Reparameterized):
         new.base = self.base
         for name in self._params:
             setattr(new, name, getattr(self, name).expand(batch_shape))
-        Reparameterized.__init__(new, batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._finish_expand(new, batch_shape)
 
     def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
         draw = getattr(self, f"_draw_{self.base.draw}")(sample_shape, noise, self.loc)
@@ -193,9 +191,7 @@ class InverseCDF(Reparameterized):
                              ("_fns", "_params", "arg_constraints", "support")})
         for name in self._params:
             setattr(new, name, getattr(self, name).expand(batch_shape))
-        Reparameterized.__init__(new, batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._finish_expand(new, batch_shape)
 
     def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
         like = next(iter(self.params.values()))

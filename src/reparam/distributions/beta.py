@@ -47,9 +47,7 @@ class Beta(TorchDensity, Reparameterized):
         batch_shape = torch.Size(batch_shape)
         new.concentration1 = self.concentration1.expand(batch_shape)
         new.concentration0 = self.concentration0.expand(batch_shape)
-        super(Beta, new).__init__(batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._finish_expand(new, batch_shape)
 
     @property
     def _torch(self) -> td.Beta:

@@ -47,9 +47,7 @@ class Gamma(TorchDensity, Reparameterized):
         batch_shape = torch.Size(batch_shape)
         new.concentration = self.concentration.expand(batch_shape)
         new.rate = self.rate.expand(batch_shape)
-        super(Gamma, new).__init__(batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._finish_expand(new, batch_shape)
 
     @property
     def _torch(self) -> td.Gamma:

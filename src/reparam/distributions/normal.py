@@ -71,9 +71,7 @@ class Normal(Reparameterized):
             new.logvar = self.logvar.expand(batch_shape)
         else:
             new.scale = self.scale.expand(batch_shape)
-        super(Normal, new).__init__(batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._finish_expand(new, batch_shape)
 
     @property
     def mean(self) -> torch.Tensor:

@@ -95,9 +95,7 @@ class _Relaxed(Reparameterized):
                 setattr(new, name, getattr(self, name).expand(batch_shape + self.event_shape))
         new.temperature = self.temperature.expand(batch_shape)
         new.straight_through = self.straight_through
-        Reparameterized.__init__(new, batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._finish_expand(new, batch_shape)
 
     def _logits_t(self) -> torch.Tensor:
         return self.logits.expand(self.batch_shape + self.event_shape)

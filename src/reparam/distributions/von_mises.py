@@ -45,9 +45,7 @@ class VonMises(Reparameterized):
         new = self._get_checked_instance(VonMises, _instance)
         batch_shape = torch.Size(batch_shape)
         new.loc, new.concentration = (t.expand(batch_shape) for t in (self.loc, self.concentration))
-        super(VonMises, new).__init__(batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._finish_expand(new, batch_shape)
 
     @property
     def _torch(self) -> td.VonMises:
