@@ -101,3 +101,13 @@ def test_evaluate_reports_positive_nll_with_stderr():
     assert out["nll"] > 0 and out["nll_stderr"] > 0
     assert out["nll"] <= -out["elbo"] + 5 * out["nll_stderr"]  # the IS bound is the tighter one
     assert 0 <= out["active_units"] <= 3 and math.isfinite(out["recon"])
+
+
+def test_closed_form_gaussian_path_equals_the_generic_log_weights():
+    torch.manual_seed(0)
+    model = VAE(20, latent_dim=3, hidden=(8,)).double()
+    x = (torch.rand(6, 20) > 0.5).double()
+    fast = log_likelihood(model, x, k=64, memory_mb=1e6, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():  # same draws: one chunk of 64 samples from the same generator state
+        lw = log_importance_weights(model, x, 64, MonteCarlo(torch.Generator().manual_seed(3)))
+    torch.testing.assert_close(fast, torch.logsumexp(lw, 0) - math.log(64), rtol=0, atol=1e-12)

@@ -4,7 +4,23 @@ import pytest
 import torch
 
 from reparam.vae.conv import ConvDecoder, ConvEncoder
-from reparam.vae.networks import Gated, mlp
+from reparam.vae.networks import Gated, Tanh, mlp, tanh
+
+
+def test_tanh_matches_torch_in_value_and_gradients():
+    x = torch.linspace(-40, 40, 200001)
+    torch.testing.assert_close(tanh(x), torch.tanh(x), atol=2.5e-7, rtol=0)
+    x64 = torch.cat([torch.linspace(-30, 30, 1001), torch.tensor([0.0, 1e-300, -1e-8, 710.0])])
+    x64 = x64.double().requires_grad_(True)
+    torch.testing.assert_close(tanh(x64), torch.tanh(x64), atol=1e-15, rtol=0)
+    g_ours, = torch.autograd.grad(tanh(x64).sum(), x64)
+    g_ref, = torch.autograd.grad(torch.tanh(x64).sum(), x64)
+    torch.testing.assert_close(g_ours, g_ref, atol=1e-15, rtol=0)
+    small = torch.randn(6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(tanh, (small,))
+    assert torch.autograd.gradgradcheck(tanh, (small,))
+    assert torch.equal(tanh(torch.tensor([-1e4, 1e4])), torch.tensor([-1.0, 1.0]))
+    assert type(mlp(3, [4], 2, "tanh")[1]) is Tanh
 
 
 def test_gated_unit_is_linear_times_sigmoid_gate():

@@ -17,14 +17,42 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from ..distributions import Normal
 from ..noise import MonteCarlo, NoiseSource
 from .objectives import elbo, log_weights, sample_posterior
+from .priors import StandardNormalPrior
 
 
 def log_importance_weights(model, x: torch.Tensor, num_samples: int,
                            noise: NoiseSource | None = None) -> torch.Tensor:
     """``log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x)``, shape (S, B)."""
     return log_weights(model, x, num_samples, noise)[0]
+
+
+def _generic_prior_ratio(q, prior):
+    """``n -> (z, log p(z) - log q(z|x))`` for any posterior and prior."""
+    def draw(n: int, noise: NoiseSource):
+        z, log_q = sample_posterior(q, n, noise)
+        return z, prior.log_prob(z) - log_q
+    return draw
+
+
+def _prior_ratio(q, model):
+    """The usual case in closed form, from the noise: for ``q = N(mu, sigma^2)`` and
+    ``p = N(0, I)``, ``z = mu + sigma eps`` and
+    ``log p(z) - log q(z|x) = (|eps|^2 - |z|^2) / 2 + sum log sigma`` (the ``log 2 pi``
+    terms cancel); ``None`` for other pairs."""
+    if not (isinstance(q, Normal) and isinstance(model.prior_module, StandardNormalPrior)
+            and q.loc.dim() == 2):
+        return None
+    mu, sigma = q.loc, q.stddev
+    log_det = q.log_scale.sum(-1)
+
+    def draw(n: int, noise: NoiseSource):
+        eps = noise.normal((n, *mu.shape), mu.dtype, mu.device)
+        z = torch.addcmul(mu, sigma, eps)
+        return z, (eps.square().sum(-1) - z.square().sum(-1)).mul_(0.5).add_(log_det)
+    return draw
 
 
 @torch.no_grad()
@@ -44,11 +72,12 @@ def log_likelihood(model, x: torch.Tensor, k: int = 5000, batch_size: int = 100,
     bar = tqdm(total=x.shape[0], disable=not progress, desc=f"log p(x), k={k}", unit="ex")
     for start in range(0, x.shape[0], batch_size):
         xb = x[start:start + batch_size].to(device)
-        q, prior = model.encode(xb), model.prior()  # once per batch, not once per chunk
+        q = model.encode(xb)  # once per batch, not once per chunk
+        log_prior_ratio = _prior_ratio(q, model) or _generic_prior_ratio(q, model.prior())
         acc = torch.full((xb.shape[0],), -math.inf, dtype=torch.float64, device=device)
         for done in range(0, k, chunk):
-            z, log_q = sample_posterior(q, min(chunk, k - done), noise)
-            lw = model.log_likelihood(xb, z) + prior.log_prob(z) - log_q
+            z, lw = log_prior_ratio(min(chunk, k - done), noise)
+            lw += model.log_likelihood(xb, z)
             acc = torch.logaddexp(acc, torch.logsumexp(lw.double(), dim=0))
         out[start:start + xb.shape[0]] = (acc - math.log(k)).cpu()
         bar.update(xb.shape[0])

@@ -108,6 +108,16 @@ def _tensorboard(run_dir: Path | None, enabled: bool):
     return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
 
 
+def adam(params, lr: float) -> torch.optim.Adam:
+    """Adam, fused into one kernel per step where torch has one (CPU / CUDA floats): on the
+    VAE benchmark's MLP the default multi-tensor step costs ~2.6 ms per batch on the CPU, the
+    fused one ~0.25 ms (same update rule)."""
+    params = list(params)
+    fusable = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64)
+                  for p in params)
+    return torch.optim.Adam(params, lr=lr, fused=True if fusable else None)
+
+
 def train(
     config: TrainConfig | None = None,
     *,
@@ -140,7 +150,7 @@ def train(
     data = dataset if dataset is not None else load_data(config)
     model = build_model(config, data.dim, data.image_shape).to(device)
     loss_fn = objective(config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = adam(model.parameters(), lr=config.lr)
     shuffle_gen = torch.Generator().manual_seed(config.seed)
     noise_gen = torch.Generator(device).manual_seed(config.seed + 1)
     noise = MonteCarlo(noise_gen)
