@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+
 class _SigmoidTanh(torch.autograd.Function):
     """``tanh(x) = 2 sigmoid(2 x) - 1``; backward ``g (1 - y^2)`` from the saved output."""
 
