@@ -33,6 +33,9 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=5000)
     parser.add_argument("--time-limit", default=None, help="override the config's time limit")
     parser.add_argument("--skip-train", action="store_true", help="only evaluate --out")
+    parser.add_argument("--refine-steps", type=int, default=0,
+                        help="also report the NLL with each test image's Gaussian proposal refined "
+                             "by this many Adam steps (reparam evaluate --refine-steps)")
     args = parser.parse_args()
     out = Path(args.out)
     overrides = {"data_dir": args.data_dir} if args.data_dir else {}
@@ -52,6 +55,13 @@ def main() -> None:
                   train_seconds=metrics["wall_time_s"], epochs=metrics["epochs"],
                   machine=f"{platform.machine()}, {torch.get_num_threads()} threads, "
                           f"torch {torch.__version__}")
+    if args.refine_steps:
+        t0 = time.perf_counter()
+        refined = evaluate(model, data.test, k=args.k, batch_size=100, seed=0, progress=True,
+                           refine_steps=args.refine_steps)
+        result.update(nll_refined=refined["nll"], nll_refined_stderr=refined["nll_stderr"],
+                      refine_steps=args.refine_steps,
+                      refined_eval_seconds=time.perf_counter() - t0)
     runs.write_json(out / "evaluation.json", result)
     print(json.dumps(result, indent=2, sort_keys=True))
     print(f"| {Path(args.config).stem} | {result['nll']:.2f} +- {result['nll_stderr']:.2f} | "

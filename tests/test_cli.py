@@ -105,6 +105,9 @@ def test_evaluate_sample_plot(tmp_path, capsys):
     assert saved["nll"] == result["nll"]
     assert main(["evaluate", str(run), "--k", "5", "--subset", "50", "--quiet"]) == 0
     assert "50 examples" in capsys.readouterr().out
+    assert main(["evaluate", str(run), "--k", "20", "--refine-steps", "30", "--json", "--quiet"]) == 0
+    refined = json.loads(capsys.readouterr().out)
+    assert refined["refine_steps"] == 30 and refined["nll"] < result["nll"] + 1.0
     assert main(["sample", str(run), "--n", "12", "--out", str(tmp_path / "s.png")]) == 0
     assert (tmp_path / "s.png").is_file()
     (run / "manifold.png").unlink()

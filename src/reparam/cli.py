@@ -72,7 +72,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         gen = torch.Generator().manual_seed(args.seed)
         x = x[torch.randperm(x.shape[0], generator=gen)[:args.subset]]
     result = evaluate(model, x, k=args.k, batch_size=args.batch_size, seed=args.seed,
-                      progress=not args.quiet)
+                      progress=not args.quiet, refine_steps=args.refine_steps)
     result.update(dataset=data.name, split="test" if args.subset is None else
                   f"test, seeded random subset of {args.subset} (seed {args.seed})")
     runs.write_json(Path(args.run_dir) / "evaluation.json", result)
@@ -150,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--subset", type=int, default=None,
                     help="evaluate a seeded random subset of N test examples (default: all)")
     ev.add_argument("--data-dir", default=None, help="folder with the dataset's files")
+    ev.add_argument("--refine-steps", type=int, default=0, metavar="N",
+                    help="refine each example's Gaussian proposal with N Adam steps on the ELBO "
+                         "before importance sampling (tighter estimate; default: 0)")
     ev.add_argument("--json", action="store_true", help="print evaluation.json to stdout")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
 
