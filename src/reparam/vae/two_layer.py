@@ -31,12 +31,19 @@ class HierarchicalPosterior:
 
     has_rsample = True
 
-    def __init__(self, encoder: TwoLayerEncoder, h: torch.Tensor, top: Normal) -> None:
+    def __init__(self, encoder: TwoLayerEncoder, h: torch.Tensor, top: Normal,
+                 lower_shift: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         self.encoder, self.h, self.top = encoder, h, top
+        # per-example (d_mu1, d_logvar1) added to q(z1|x,z2)'s outputs (proposal refinement)
+        self.lower_shift = lower_shift
 
     def _lower(self, z2: torch.Tensor, detach: bool = False) -> Normal:
         h = self.h.detach() if detach else self.h
-        return self.encoder.lower(h, z2, detach)
+        q1 = self.encoder.lower(h, z2, detach)
+        if self.lower_shift is None:
+            return q1
+        d_mu, d_logvar = self.lower_shift
+        return Normal(q1.loc + d_mu, logvar=q1.logvar + d_logvar, validate_args=False)
 
     def rsample_with_log_prob(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
         z2 = self.top.rsample(sample_shape, noise=noise)            # (S, B, L2)
