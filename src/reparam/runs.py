@@ -124,4 +124,5 @@ def write_history(path: str | Path, rows: list[dict[str, Any]]) -> None:
 
 def read_history(path: str | Path) -> list[dict[str, float]]:
     with open(path, newline="") as fh:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+        return [{k: int(float(v)) if k == "epoch" else float(v) for k, v in row.items()}
+                for row in csv.DictReader(fh)]

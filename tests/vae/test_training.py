@@ -27,6 +27,7 @@ def test_resume_continues_exactly(tmp_path):
     part = train(epochs=2, hidden=[32], out=str(tmp_path / "part"), progress=False)
     resumed = train(resume=part.run_dir, epochs=4, progress=False)
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
+    assert (tmp_path / "part" / "history.csv").read_text().splitlines()[1].startswith("1,")
     for k in full.model.state_dict():
         torch.testing.assert_close(full.model.state_dict()[k], resumed.model.state_dict()[k],
                                    rtol=0, atol=0)
