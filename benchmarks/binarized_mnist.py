@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ import torch
 
 from reparam import runs
 from reparam.config import TrainConfig
-from reparam.vae.evaluation import evaluate
+from reparam.vae.evaluation import evaluate, log_likelihood
 from reparam.vae.training import load_run, train
 
 
@@ -57,9 +58,11 @@ def main() -> None:
                           f"torch {torch.__version__}")
     if args.refine_steps:
         t0 = time.perf_counter()
-        refined = evaluate(model, data.test, k=args.k, batch_size=100, seed=0, progress=True,
-                           refine_steps=args.refine_steps)
-        result.update(nll_refined=refined["nll"], nll_refined_stderr=refined["nll_stderr"],
+        nll = -log_likelihood(model, data.test, k=args.k, progress=True,
+                              generator=torch.Generator(next(model.parameters()).device).manual_seed(0),
+                              refine_steps=args.refine_steps)
+        result.update(nll_refined=float(nll.mean()),
+                      nll_refined_stderr=float(nll.std() / math.sqrt(len(nll))),
                       refine_steps=args.refine_steps,
                       refined_eval_seconds=time.perf_counter() - t0)
     runs.write_json(out / "evaluation.json", result)
