@@ -73,6 +73,9 @@ def refine_posterior(model, x: torch.Tensor, q, steps: int, lr: float = 0.03,
         raise ValueError(f"refine: steps >= 0, lr > 0, num_samples >= 1 needed, got steps={steps}, "
                          f"lr={lr}, num_samples={num_samples}")
 
+    noise = noise or MonteCarlo()
+    prior = model.prior()
+
     def leaf(t: torch.Tensor) -> torch.Tensor:
         return t.detach().clone().requires_grad_(True)
 
@@ -82,6 +85,11 @@ def refine_posterior(model, x: torch.Tensor, q, steps: int, lr: float = 0.03,
 
         def proposal():
             return Normal(mu, logvar=logvar, validate_args=False)
+
+        def bound():  # closed-form entropy H(q) = sum logvar / 2 + const
+            z = mu + torch.exp(0.5 * logvar) * noise.normal((num_samples, *mu.shape), mu.dtype,
+                                                            mu.device)
+            return (model.log_likelihood(x, z) + prior.log_prob(z)).mean(0) + 0.5 * logvar.sum(-1)
     elif isinstance(q, HierarchicalPosterior) and q.top.loc.dim() == 2:
         mu, logvar = leaf(q.top.loc), leaf(q.top.logvar)
         shape = (*mu.shape[:-1], q.encoder.latent_dim1)
@@ -93,23 +101,17 @@ def refine_posterior(model, x: torch.Tensor, q, steps: int, lr: float = 0.03,
             return HierarchicalPosterior(q.encoder, q.h.detach(),
                                          Normal(mu, logvar=logvar, validate_args=False),
                                          lower_shift=(d_mu, d_logvar))
+
+        def bound():
+            z, log_q = sample_posterior(proposal(), num_samples, noise)
+            return (model.log_likelihood(x, z) + prior.log_prob(z) - log_q).mean(0)
     else:
         raise ValueError(f"refining the proposal needs a diagonal Gaussian (B, L) or a two-layer "
                          f"posterior, got {type(q).__name__}")
-    noise = noise or MonteCarlo()
     optimizer = torch.optim.Adam(params, lr=lr)
-    prior = model.prior()
     with torch.enable_grad():
         for _ in range(steps):
-            qr = proposal()
-            if isinstance(qr, Normal):  # H(q) = sum logvar / 2 + const
-                eps = noise.normal((num_samples, *mu.shape), mu.dtype, mu.device)
-                z = mu + torch.exp(0.5 * logvar) * eps
-                bound = (model.log_likelihood(x, z) + prior.log_prob(z)).mean(0) + 0.5 * logvar.sum(-1)
-            else:
-                z, log_q = sample_posterior(qr, num_samples, noise)
-                bound = (model.log_likelihood(x, z) + prior.log_prob(z) - log_q).mean(0)
-            grads = torch.autograd.grad(-bound.sum(), params)
+            grads = torch.autograd.grad(-bound().sum(), params)
             for p, g in zip(params, grads):
                 p.grad = g
             optimizer.step()
@@ -123,8 +125,7 @@ def log_likelihood(model, x: torch.Tensor, k: int = 5000, batch_size: int = 100,
                    progress: bool = False, refine_steps: int = 0, refine_lr: float = 0.03,
                    refine_samples: int = 8) -> torch.Tensor:
     """Per-example importance-sampled ``log p(x)`` estimates with ``k`` samples, shape (N,).
-    ``refine_steps > 0`` first refines each example's Gaussian proposal
-    (:func:`refine_posterior`)."""
+    ``refine_steps > 0`` first refines each example's proposal (:func:`refine_posterior`)."""
     if k < 1:
         raise ValueError(f"k must be a positive number of importance samples, got {k}")
     was_training = model.training
