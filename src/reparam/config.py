@@ -84,6 +84,8 @@ class TrainConfig:
     patience: int | None = _opt(None, "early stopping: epochs without validation improvement")
     checkpoint_every: int = _opt(1, "write the checkpoint every N epochs (always at the end)")
     compile: bool = _opt(False, "torch.compile the model")
+    fused: bool = _opt(True, "standard MLP VAE on the ELBO: a step with the backward written "
+                             "out (same gradients, no autograd graph; see reparam.vae.fused)")
     bf16: bool = _opt(False, "bfloat16 autocast (CUDA only)")
     tensorboard: bool = _opt(True, "write TensorBoard event files when tensorboard is installed")
     seed: int = _opt(0, "random seed (same seed + same device -> same numbers)")

@@ -1,0 +1,160 @@
+r"""The training step of the standard MLP VAE with its backward pass written out.
+
+For the model most runs train (MLP encoder and decoder, Gaussian posterior from
+``(mu, logvar)``, standard normal prior, Bernoulli likelihood, ELBO with analytic KL,
+pathwise gradients) a step is six matrix products forward and about ten backward; autograd's
+graph bookkeeping around them costs a large share of the step on a CPU. :class:`FusedELBOStep`
+computes the same loss and the same gradients with the chain rule in closed form:
+
+    h_i = act(h_{i-1} W_i^T + b_i),  (mu, logvar) = h W^T + b,  z = mu + exp(logvar / 2) eps
+    loss = mean_b [ sum_d BCE(l_bd, x_bd) + beta * sum_j (mu^2 + expm1(logvar) - logvar) / 2 ]
+    dL/dl = (sigmoid(l) - x) / (S B)
+    dL/dmu = sum_s dL/dz + beta mu / B,  dL/dlogvar = sum_s dL/dz (z - mu) / 2 + beta expm1(logvar) / (2 B)
+    linear layer: dW = d^T h, db = sum_b d, dh = d W;  tanh: d (1 - y^2);  relu: d [y > 0]
+
+and writes them into ``p.grad``; the optimizer then steps as usual. The noise comes from the
+same noise source call as ``q.rsample((S,), noise)``, so with the same generator the run
+follows the autograd path to float rounding (tests/vae/test_fused.py checks the gradients
+against autograd). :func:`fused_step` returns ``None`` for any other model or objective, and
+:func:`reparam.vae.train` then uses autograd.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..noise import NoiseSource
+from .encoders import GaussianEncoder
+from .likelihoods import BernoulliLikelihood
+from .model import VAE
+from .networks import Tanh, tanh
+from .objectives import Loss
+from .priors import StandardNormalPrior
+
+_ACTIVATIONS = {Tanh: "tanh", nn.Tanh: "tanh", nn.ReLU: "relu"}
+
+
+def _layers(net: nn.Module) -> list[tuple[nn.Linear, str | None]] | None:
+    """``[(linear, activation after it or None)]`` for ``Linear -> act -> ... -> Linear``."""
+    if not isinstance(net, nn.Sequential) or len(net) % 2 != 1:
+        return None
+    layers = []
+    for i, module in enumerate(net):
+        if i % 2 == 0:
+            if type(module) is not nn.Linear or module.bias is None:
+                return None
+            layers.append([module, None])
+        elif type(module) in _ACTIVATIONS:
+            layers[-1][1] = _ACTIVATIONS[type(module)]
+        else:
+            return None
+    return [tuple(layer) for layer in layers]
+
+
+class FusedELBOStep:
+    """``step(x, beta, noise) -> Loss``: the negative ELBO of ``model`` on ``x`` (B, D) with
+    ``num_samples`` draws of z, its gradient written into every parameter's ``.grad``."""
+
+    def __init__(self, model: VAE, encoder_layers: Sequence, decoder_layers: Sequence,
+                 num_samples: int = 1) -> None:
+        self.model, self.num_samples = model, num_samples
+        self.encoder, self.decoder = list(encoder_layers), list(decoder_layers)
+        self.latent_dim = model.latent_dim
+
+    @staticmethod
+    def _act(h: torch.Tensor, name: str | None) -> torch.Tensor:
+        if name == "tanh":
+            return tanh(h)
+        if name == "relu":
+            return h.clamp_min_(0)
+        return h
+
+    @staticmethod
+    def _act_backward(d: torch.Tensor, y: torch.Tensor, name: str | None) -> torch.Tensor:
+        if name == "tanh":
+            return torch.ops.aten.tanh_backward(d, y)
+        if name == "relu":
+            return torch.ops.aten.threshold_backward(d, y, 0)
+        return d
+
+    @staticmethod
+    def _grad_buffer(p: torch.Tensor) -> torch.Tensor:
+        if p.grad is None or p.grad.shape != p.shape:
+            p.grad = torch.empty_like(p)
+        return p.grad
+
+    def _forward(self, layers, h: torch.Tensor) -> list[torch.Tensor]:
+        """Inputs of every layer, then the output: ``[h_0, h_1, ..., out]``."""
+        acts = [h]
+        for linear, act in layers:
+            h = self._act(torch.addmm(linear.bias, h, linear.weight.t()), act)
+            acts.append(h)
+        return acts
+
+    def _backward(self, layers, acts: list[torch.Tensor], d: torch.Tensor,
+                  need_input_grad: bool) -> torch.Tensor | None:
+        """Gradients of the layers' weights and biases from ``d = dL/d out``; dL/d input."""
+        for i in reversed(range(len(layers))):
+            linear, act = layers[i]
+            d = self._act_backward(d, acts[i + 1], act)
+            torch.mm(d.t(), acts[i], out=self._grad_buffer(linear.weight))
+            torch.sum(d, 0, out=self._grad_buffer(linear.bias))
+            if i > 0 or need_input_grad:
+                d = torch.mm(d, linear.weight)
+        return d if need_input_grad else None
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, beta: float = 1.0,
+                 noise: NoiseSource | None = None) -> Loss:
+        from ..noise import resolve
+
+        s, b, L = self.num_samples, x.shape[0], self.latent_dim
+        enc = self._forward(self.encoder, x)
+        mu, logvar = enc[-1][:, :L], enc[-1][:, L:]
+        eps = resolve(noise).normal((s, b, L), mu.dtype, mu.device)
+        std = logvar.mul(0.5).exp_()
+        z = torch.addcmul(mu, std, eps).reshape(s * b, L)                # (S B, L)
+        dec = self._forward(self.decoder, z)
+        logits = dec[-1]
+        xs = x if s == 1 else x.repeat(s, 1)
+        recon = F.binary_cross_entropy_with_logits(logits, xs, reduction="sum") / (s * b)
+        var_m1 = torch.expm1(logvar)
+        kl = (mu.square().sum() + var_m1.sum() - logvar.sum()) / (2 * b)
+
+        d_logits = torch.sigmoid(logits).sub_(xs).div_(s * b)
+        dz = self._backward(self.decoder, dec, d_logits, need_input_grad=True).reshape(s, b, L)
+        d_out = torch.empty_like(enc[-1])
+        d_mu, d_logvar = d_out[:, :L], d_out[:, L:]
+        torch.sum(dz, 0, out=d_mu) if s > 1 else d_mu.copy_(dz[0])
+        d_mu.add_(mu, alpha=beta / b)
+        dz_eps = (dz * eps).sum(0) if s > 1 else dz[0].mul_(eps[0])      # (z - mu) = std eps
+        torch.mul(dz_eps, std, out=d_logvar).add_(var_m1, alpha=beta / b).mul_(0.5)
+        self._backward(self.encoder, enc, d_out, need_input_grad=False)
+        loss = recon + beta * kl
+        return Loss(loss=loss, elbo=-(recon + kl), recon=recon, kl=kl)
+
+
+def fused_step(model: nn.Module, *, objective: str = "elbo", estimator: str = "pathwise",
+               kl: str = "auto", free_bits: float = 0.0, num_samples: int = 1,
+               bf16: bool = False) -> FusedELBOStep | None:
+    """A :class:`FusedELBOStep` when the model and objective are the standard MLP VAE trained
+    on the ELBO with pathwise gradients and analytic KL, every parameter trainable; else None."""
+    if (objective != "elbo" or estimator != "pathwise" or kl == "mc" or free_bits > 0 or bf16
+            or not isinstance(model, VAE)
+            or type(model.encoder) is not GaussianEncoder
+            or type(model.decoder.likelihood) is not BernoulliLikelihood
+            or type(model.prior_module) is not StandardNormalPrior
+            or not all(p.requires_grad for p in model.parameters())):
+        return None
+    encoder, decoder = _layers(model.encoder.net), _layers(model.decoder.net)
+    if encoder is None or decoder is None or encoder[-1][1] or decoder[-1][1]:
+        return None
+    if encoder[-1][0].out_features != 2 * model.latent_dim:
+        return None
+    if not all(p.dtype in (torch.float32, torch.float64) for p in model.parameters()):
+        return None
+    return FusedELBOStep(model, encoder, decoder, num_samples)

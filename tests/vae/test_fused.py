@@ -1,0 +1,96 @@
+"""The fused ELBO step: the same loss and gradients as autograd, used only where it applies."""
+
+import pytest
+import torch
+
+from reparam.noise import MonteCarlo
+from reparam.vae import VAE, TrainConfig, elbo, train
+from reparam.vae.fused import FusedELBOStep, fused_step
+from reparam.vae.training import build_model
+
+
+def _grads_both_ways(model, x, beta, num_samples, seed=1):
+    step = fused_step(model, num_samples=num_samples)
+    assert isinstance(step, FusedELBOStep)
+    out = step(x, beta, MonteCarlo(torch.Generator().manual_seed(seed)))
+    fused = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    ref = elbo(model, x, num_samples=num_samples, beta=beta,
+               noise=MonteCarlo(torch.Generator().manual_seed(seed)))
+    ref.loss.backward()
+    return out, ref, fused, [p.grad for p in model.parameters()]
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize("num_samples", [1, 3])
+@pytest.mark.parametrize("beta", [1.0, 0.3])
+def test_matches_autograd_float64(activation, num_samples, beta):
+    torch.manual_seed(0)
+    model = VAE(20, latent_dim=4, hidden=(16, 12), activation=activation).double()
+    x = (torch.rand(7, 20, dtype=torch.float64) < 0.3).double()
+    out, ref, fused, autograd = _grads_both_ways(model, x, beta, num_samples)
+    for name in ("loss", "elbo", "recon", "kl"):
+        torch.testing.assert_close(getattr(out, name), getattr(ref, name).detach(),
+                                   rtol=1e-12, atol=1e-12)
+    for g, r in zip(fused, autograd):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-12)
+
+
+def test_matches_autograd_float32_grayscale_and_plain_tanh():
+    torch.manual_seed(0)
+    model = VAE(30, latent_dim=5, hidden=(24,))
+    model.encoder.net[1] = torch.nn.Tanh()  # torch's own module qualifies too
+    x = torch.rand(9, 30)                    # Bernoulli log-likelihood of values in [0, 1]
+    out, ref, fused, autograd = _grads_both_ways(model, x, 0.5, 1)
+    torch.testing.assert_close(out.loss, ref.loss.detach(), rtol=1e-5, atol=1e-5)
+    for g, r in zip(fused, autograd):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("change", [
+    dict(objective="iwae"), dict(estimator="stl"), dict(kl="mc"), dict(free_bits=0.1),
+    dict(prior="mog"), dict(gated=True), dict(activation="elu"), dict(likelihood="gaussian"),
+    dict(posterior="full-cov"), dict(stochastic_layers=2), dict(encoder="conv"),
+])
+def test_declines_everything_else(change):
+    config = TrainConfig(hidden=[16], latent_dim=3, **change)
+    model = build_model(config, 784, (1, 28, 28))
+    step = fused_step(model, objective=config.objective, estimator=config.estimator,
+                      kl=config.kl, free_bits=config.free_bits)
+    assert step is None
+
+
+def test_declines_frozen_parameters_and_bf16():
+    model = VAE(20, latent_dim=4, hidden=(16,))
+    assert fused_step(model, bf16=True) is None
+    model.decoder.net[0].weight.requires_grad_(False)
+    assert fused_step(model) is None
+
+
+def test_training_is_the_same_with_and_without():
+    kwargs = dict(epochs=2, hidden=[32], warmup=0.5, save=False, progress=False)
+    fused = train(**kwargs)
+    plain = train(fused=False, **kwargs)
+    assert fused.metrics["fused_step"] and not plain.metrics["fused_step"]
+    for a, b in zip(fused.history, plain.history):
+        assert a["train_elbo"] == pytest.approx(b["train_elbo"], abs=1e-4)
+        assert a["test_elbo"] == pytest.approx(b["test_elbo"], abs=1e-3)
+    for k, v in fused.model.state_dict().items():
+        torch.testing.assert_close(v, plain.model.state_dict()[k], rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_matches_autograd_on_cuda():
+    torch.manual_seed(0)
+    model = VAE(20, latent_dim=4, hidden=(16,)).double().cuda()
+    x = (torch.rand(7, 20, dtype=torch.float64, device="cuda") < 0.3).double()
+    step = fused_step(model)
+    gen = torch.Generator("cuda")
+    out = step(x, 1.0, MonteCarlo(gen.manual_seed(1)))
+    fused = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    ref = elbo(model, x, noise=MonteCarlo(gen.manual_seed(1)))
+    ref.loss.backward()
+    torch.testing.assert_close(out.loss, ref.loss.detach())
+    for g, p in zip(fused, model.parameters()):
+        torch.testing.assert_close(g, p.grad)
