@@ -1,7 +1,9 @@
 """VAE speed, in one run, on the same MLP (784-300-300-40, tanh, batch 100, Adam 1e-3):
 
 Training throughput (examples / s over whole epochs):
-    reparam      reparam.vae.train(...) (the toolkit's loop: schedules, metrics, checkpoint-free)
+    reparam      reparam.vae.train(...) (the toolkit's loop: schedules, metrics, checkpoint-free;
+                 this model takes the fused step of reparam.vae.fused: backward in closed form)
+    reparam (autograd)  the same loop with fused=False (loss.backward() through autograd)
     bare loop    a hand-written PyTorch loop (plain reparameterization, BCE-with-logits, analytic KL)
     pythae       pythae's TrainingPipeline / BaseTrainer (bench extra: pip install pythae)
 
@@ -59,13 +61,15 @@ def bare_loop(x: torch.Tensor, epochs: int, seed: int = 0) -> float:
     return x.shape[0] * epochs / (time.perf_counter() - t0)
 
 
-def reparam_train(data, epochs: int, compile: bool = False) -> tuple[float, VAE]:
+def reparam_train(data, epochs: int, compile: bool = False,
+                  fused: bool = True) -> tuple[float, VAE]:
     """Examples / s of ``reparam.vae.train``; with ``compile`` one extra first epoch absorbs
     torch.compile's one-off compilation and only the later epochs are timed."""
     cfg = TrainConfig(epochs=epochs + compile, batch_size=BATCH, lr=LR, latent_dim=LATENT,
                       hidden=list(HIDDEN), activation="tanh", eval_samples=1, tensorboard=False,
-                      compile=compile)
+                      compile=compile, fused=fused)
     result = train(cfg, dataset=data, save=False, progress=False)
+    assert result.metrics["fused_step"] == (fused and not compile)
     seconds = result.metrics["wall_time_s"] - (result.history[0]["seconds"] if compile else 0.0)
     return data.train.shape[0] * epochs / seconds, result.model
 
@@ -160,6 +164,8 @@ def main() -> None:
     for _ in range(args.rounds):  # interleaved rounds; the best rate of each trainer counts
         for name, run in (("bare loop", lambda: bare_loop(ds.train, args.epochs)),
                           ("reparam", lambda: reparam_train(ds, args.epochs)[0]),
+                          ("reparam (autograd)",
+                           lambda: reparam_train(ds, args.epochs, fused=False)[0]),
                 ("reparam --compile", None if not args.compile else
                  lambda: reparam_train(ds, args.epochs, compile=True)[0]),
                           ("pythae", None if args.skip_pythae else
