@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..noise import NoiseSource
+from ..noise import NoiseSource, resolve
 from .encoders import GaussianEncoder
 from .likelihoods import BernoulliLikelihood
 from .model import VAE
@@ -110,8 +110,6 @@ class FusedELBOStep:
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, beta: float = 1.0,
                  noise: NoiseSource | None = None) -> Loss:
-        from ..noise import resolve
-
         s, b, L = self.num_samples, x.shape[0], self.latent_dim
         enc = self._forward(self.encoder, x)
         mu, logvar = enc[-1][:, :L], enc[-1][:, L:]
