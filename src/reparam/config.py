@@ -70,6 +70,8 @@ class TrainConfig:
     latent_dim2: int | None = _opt(None, "size of the top latent z2 (two layers; default latent_dim)")
     objective: str = _opt("elbo", "elbo, or iwae (importance weighted bound with --k samples)")
     k: int = _opt(5, "importance samples per example for --objective iwae")
+    iwae_from: float | None = _opt(None, "train on the ELBO until this fraction of the run (epochs "
+                                         "or time limit), then on the IWAE bound with --k samples")
     estimator: str = _opt("pathwise", "gradient estimator: pathwise, stl, score (elbo); "
                                       "pathwise, dreg (iwae)")
     kl: str = _opt("auto", "KL term: auto (closed form when available), analytic, mc")
@@ -112,6 +114,18 @@ class TrainConfig:
             raise ValueError(f"config: 'objective' must be elbo or iwae, got {self.objective!r}")
         if not isinstance(self.k, int) or self.k < 1:
             raise ValueError(f"config: 'k' must be a positive integer, got {self.k!r}")
+        if self.iwae_from is not None:
+            if not (isinstance(self.iwae_from, (int, float)) and 0 <= self.iwae_from <= 1):
+                raise ValueError(f"config: 'iwae_from' must be a fraction in [0, 1], "
+                                 f"got {self.iwae_from!r}")
+            if self.objective != "elbo" or self.estimator != "pathwise":
+                raise ValueError(f"config: 'iwae_from' switches from the ELBO to the IWAE bound: "
+                                 f"it needs objective 'elbo' and estimator 'pathwise', got "
+                                 f"{self.objective!r} and {self.estimator!r}")
+            if self.beta != 1.0 or self.free_bits > 0 or self.warmup > self.iwae_from:
+                raise ValueError(f"config: the IWAE bound has no KL weight: 'iwae_from' "
+                                 f"({self.iwae_from}) needs beta = 1, no free bits and the "
+                                 f"warm-up ({self.warmup}) over by then")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"config: 'lr_schedule' must be constant or cosine, got {self.lr_schedule!r}")
         if not (isinstance(self.warmup, (int, float)) and 0 <= self.warmup <= 1):

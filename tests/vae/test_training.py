@@ -82,3 +82,29 @@ def test_bad_time_limit_and_train_on():
         TrainConfig(time_limit="soon")
     with pytest.raises(ValueError, match="has no validation split"):
         train(epochs=1, train_on="train+valid", save=False, progress=False)
+
+
+def test_iwae_from_switches_objective_and_survives_resume(tmp_path):
+    kwargs = dict(hidden=[32], k=3, progress=False)
+    switched = train(epochs=4, iwae_from=0.5, save=False, **kwargs)
+    plain = train(epochs=4, save=False, **kwargs)
+    assert switched.metrics["iwae_from_epoch"] == 3 and plain.metrics["iwae_from_epoch"] is None
+    # the same first two epochs, then different objectives (IWAE bound >= ELBO on average)
+    assert switched.history[1]["train_elbo"] == plain.history[1]["train_elbo"]
+    assert switched.history[2]["train_elbo"] != plain.history[2]["train_elbo"]
+    full = train(epochs=4, iwae_from=0.5, out=str(tmp_path / "full"), **kwargs)
+    train(epochs=2, out=str(tmp_path / "part"), **kwargs)  # then resumed with the switch
+    resumed = train(resume=tmp_path / "part", epochs=4, iwae_from=0.5, progress=False)
+    assert resumed.metrics["iwae_from_epoch"] == 3
+    for k, v in full.model.state_dict().items():
+        torch.testing.assert_close(v, resumed.model.state_dict()[k], rtol=0, atol=0)
+
+
+def test_iwae_from_rejects_settings_the_bound_lacks():
+    import pytest
+
+    for bad in (dict(iwae_from=1.5), dict(iwae_from=0.5, beta=0.5),
+                dict(iwae_from=0.1, warmup=0.2), dict(iwae_from=0.5, estimator="stl"),
+                dict(iwae_from=0.5, objective="iwae")):
+        with pytest.raises(ValueError, match="iwae_from"):
+            TrainConfig(**bad)

@@ -44,7 +44,8 @@ def build_model(config: TrainConfig, data_dim: int, image_shape=None) -> VAE:
 
 
 def objective(config: TrainConfig):
-    """``loss(model, x, beta, noise) -> Loss`` for the configured objective and estimator."""
+    """``loss(model, x, beta, noise) -> Loss`` for the configured objective and estimator
+    (for ``iwae_from``: the ELBO; :func:`train` switches to ``iwae_objective`` later)."""
     if config.objective == "iwae":
         if config.beta != 1.0 or config.warmup > 0 or config.free_bits > 0:
             raise ValueError("objective 'iwae' has no KL weight: beta, warmup and free_bits "
@@ -54,6 +55,11 @@ def objective(config: TrainConfig):
     return lambda model, x, beta, noise: elbo(
         model, x, num_samples=config.num_samples, beta=beta, noise=noise,
         estimator=config.estimator, kl=config.kl, free_bits=config.free_bits)
+
+
+def iwae_objective(config: TrainConfig):
+    """The IWAE bound with ``config.k`` samples (pathwise), for the ``iwae_from`` phase."""
+    return lambda model, x, beta, noise: iwae(model, x, k=config.k, noise=noise)
 
 
 def load_data(config: TrainConfig) -> Dataset:
@@ -168,11 +174,12 @@ def train(
     train_x, test_x = train_x.to(device), data.test.to(device)
     history: list[dict[str, float]] = []
     start_epoch, elapsed, best = 0, 0.0, -math.inf
+    on_iwae, iwae_epoch = False, 0  # iwae_from: first epoch with IWAE steps (0: none yet)
     initial = evaluate_elbo(model, test_x, config.eval_samples, generator=eval_gen())
     if resume is not None:
         state, extra = runs.load_checkpoint(run_dir, model, optimizer, device)
         start_epoch, elapsed, initial = state["epoch"], state["elapsed"], state["initial"]
-        best = state.get("best", -math.inf)
+        best, iwae_epoch = state.get("best", -math.inf), state.get("iwae_epoch", 0)
         shuffle_gen.set_state(extra["shuffle_gen"])
         noise_gen.set_state(extra["noise_gen"].to(noise_gen.get_state().device))
         history = runs.read_history(run_dir / "history.csv")
@@ -180,6 +187,7 @@ def train(
     step = None if not config.fused or config.compile else fused_step(
         model, objective=config.objective, estimator=config.estimator, kl=config.kl,
         free_bits=config.free_bits, num_samples=config.num_samples, bf16=config.bf16)
+    fused_used = step is not None
     if config.compile:
         model.encoder.compile()
         model.decoder.compile()
@@ -201,6 +209,9 @@ def train(
             fraction = max(((epoch - 1) * steps + i) / total_steps,
                            (elapsed + time.perf_counter() - t0) / time_limit)
             lr, beta = schedules(config, fraction)
+            if config.iwae_from is not None and not on_iwae and fraction >= config.iwae_from:
+                loss_fn, step, on_iwae = iwae_objective(config), None, True
+                iwae_epoch = iwae_epoch or epoch
             for group in optimizer.param_groups:
                 group["lr"] = lr
             xb = train_x[perm[i * bs:(i + 1) * bs]]
@@ -246,7 +257,8 @@ def train(
         if run_dir is not None and (epoch % config.checkpoint_every == 0 or last):
             runs.save_checkpoint(
                 run_dir, model, optimizer,
-                {"epoch": epoch, "elapsed": elapsed, "initial": initial, "best": best},
+                {"epoch": epoch, "elapsed": elapsed, "initial": initial, "best": best,
+                 "iwae_epoch": iwae_epoch},
                 extra={"shuffle_gen": shuffle_gen.get_state(),
                        "noise_gen": noise_gen.get_state().cpu()})
             runs.write_history(run_dir / "history.csv", history)
@@ -268,7 +280,8 @@ def train(
         "stop_reason": stop_reason, "wall_time_s": elapsed, "device": str(device),
         "dataset": data.name, "train_examples": n,
         "num_parameters": sum(p.numel() for p in model.parameters()),
-        "fused_step": step is not None,
+        "fused_step": fused_used,
+        "iwae_from_epoch": iwae_epoch or None,
         "units": "nats per example",
     }
     if run_dir is not None:
