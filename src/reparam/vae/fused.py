@@ -61,7 +61,7 @@ class FusedELBOStep:
 
     def __init__(self, model: VAE, encoder_layers: Sequence, decoder_layers: Sequence,
                  num_samples: int = 1) -> None:
-        self.model, self.num_samples = model, num_samples
+        self.num_samples = num_samples
         self.encoder, self.decoder = list(encoder_layers), list(decoder_layers)
         self.latent_dim = model.latent_dim
 
@@ -83,7 +83,7 @@ class FusedELBOStep:
 
     @staticmethod
     def _grad_buffer(p: torch.Tensor) -> torch.Tensor:
-        if p.grad is None or p.grad.shape != p.shape:
+        if p.grad is None:
             p.grad = torch.empty_like(p)
         return p.grad
 

@@ -174,7 +174,7 @@ def train(
     train_x, test_x = train_x.to(device), data.test.to(device)
     history: list[dict[str, float]] = []
     start_epoch, elapsed, best = 0, 0.0, -math.inf
-    on_iwae, iwae_epoch = False, 0  # iwae_from: first epoch with IWAE steps (0: none yet)
+    iwae_epoch = 0  # iwae_from: first epoch with IWAE steps (0: none yet)
     initial = evaluate_elbo(model, test_x, config.eval_samples, generator=eval_gen())
     if resume is not None:
         state, extra = runs.load_checkpoint(run_dir, model, optimizer, device)
@@ -188,6 +188,7 @@ def train(
         model, objective=config.objective, estimator=config.estimator, kl=config.kl,
         free_bits=config.free_bits, num_samples=config.num_samples, bf16=config.bf16)
     fused_used = step is not None
+    iwae_fn = iwae_objective(config) if config.iwae_from is not None else None
     if config.compile:
         model.encoder.compile()
         model.decoder.compile()
@@ -209,19 +210,19 @@ def train(
             fraction = max(((epoch - 1) * steps + i) / total_steps,
                            (elapsed + time.perf_counter() - t0) / time_limit)
             lr, beta = schedules(config, fraction)
-            if config.iwae_from is not None and not on_iwae and fraction >= config.iwae_from:
-                loss_fn, step, on_iwae = iwae_objective(config), None, True
+            on_iwae = iwae_fn is not None and fraction >= config.iwae_from
+            if on_iwae:
                 iwae_epoch = iwae_epoch or epoch
             for group in optimizer.param_groups:
                 group["lr"] = lr
             xb = train_x[perm[i * bs:(i + 1) * bs]]
             if dynamic:
                 xb = torch.bernoulli(xb, generator=noise_gen)
-            if step is not None:  # same loss and gradients, backward in closed form
+            if step is not None and not on_iwae:  # same loss and gradients, closed-form backward
                 out = step(xb, beta, noise)
             else:
                 with autocast:
-                    out = loss_fn(model, xb, beta, noise)
+                    out = (iwae_fn if on_iwae else loss_fn)(model, xb, beta, noise)
                 optimizer.zero_grad(set_to_none=True)
                 out.loss.backward()
             optimizer.step()
