@@ -71,7 +71,8 @@ class TrainConfig:
     objective: str = _opt("elbo", "elbo, or iwae (importance weighted bound with --k samples)")
     k: int = _opt(5, "importance samples per example for --objective iwae")
     iwae_from: float | None = _opt(None, "train on the ELBO until this fraction of the run (epochs "
-                                         "or time limit), then on the IWAE bound with --k samples")
+                                         "or time limit), then on the IWAE bound with --k samples "
+                                         "(--estimator dreg: STL, then DReG)")
     estimator: str = _opt("pathwise", "gradient estimator: pathwise, stl, score (elbo); "
                                       "pathwise, dreg (iwae)")
     kl: str = _opt("auto", "KL term: auto (closed form when available), analytic, mc")
@@ -118,9 +119,9 @@ class TrainConfig:
             if not (isinstance(self.iwae_from, (int, float)) and 0 <= self.iwae_from <= 1):
                 raise ValueError(f"config: 'iwae_from' must be a fraction in [0, 1], "
                                  f"got {self.iwae_from!r}")
-            if self.objective != "elbo" or self.estimator != "pathwise":
+            if self.objective != "elbo" or self.estimator not in ("pathwise", "dreg"):
                 raise ValueError(f"config: 'iwae_from' switches from the ELBO to the IWAE bound: "
-                                 f"it needs objective 'elbo' and estimator 'pathwise', got "
+                                 f"it needs objective 'elbo' and estimator 'pathwise' or 'dreg', got "
                                  f"{self.objective!r} and {self.estimator!r}")
             if self.beta != 1.0 or self.free_bits > 0 or self.warmup > self.iwae_from:
                 raise ValueError(f"config: the IWAE bound has no KL weight: 'iwae_from' "

@@ -100,11 +100,31 @@ def test_iwae_from_switches_objective_and_survives_resume(tmp_path):
         torch.testing.assert_close(v, resumed.model.state_dict()[k], rtol=0, atol=0)
 
 
+def test_iwae_from_with_dreg_runs_stl_then_dreg(monkeypatch):
+    from reparam.vae import training
+
+    used = []
+    for name in ("elbo", "iwae"):
+        real = getattr(training, name)
+
+        def spy(*args, _real=real, _name=name, **kw):
+            used.append((_name, kw["estimator"]))
+            return _real(*args, **kw)
+        monkeypatch.setattr(training, name, spy)
+    result = train(epochs=4, iwae_from=0.5, estimator="dreg", hidden=[32], k=3, progress=False,
+                   save=False)
+    assert result.metrics["iwae_from_epoch"] == 3
+    steps = len(used) // 4
+    assert set(used[:2 * steps]) == {("elbo", "stl")}
+    assert set(used[2 * steps:]) == {("iwae", "dreg")}
+
+
 def test_iwae_from_rejects_settings_the_bound_lacks():
     import pytest
 
     for bad in (dict(iwae_from=1.5), dict(iwae_from=0.5, beta=0.5),
                 dict(iwae_from=0.1, warmup=0.2), dict(iwae_from=0.5, estimator="stl"),
+                dict(iwae_from=0.5, estimator="score"),
                 dict(iwae_from=0.5, objective="iwae")):
         with pytest.raises(ValueError, match="iwae_from"):
             TrainConfig(**bad)

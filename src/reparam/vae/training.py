@@ -52,14 +52,18 @@ def objective(config: TrainConfig):
                              "apply to 'elbo' only")
         return lambda model, x, beta, noise: iwae(model, x, k=config.k, noise=noise,
                                                   estimator=config.estimator)
+    # iwae_from with DReG: its one-sample case, STL, in the ELBO phase
+    estimator = "stl" if config.estimator == "dreg" else config.estimator
     return lambda model, x, beta, noise: elbo(
         model, x, num_samples=config.num_samples, beta=beta, noise=noise,
-        estimator=config.estimator, kl=config.kl, free_bits=config.free_bits)
+        estimator=estimator, kl=config.kl, free_bits=config.free_bits)
 
 
 def iwae_objective(config: TrainConfig):
-    """The IWAE bound with ``config.k`` samples (pathwise), for the ``iwae_from`` phase."""
-    return lambda model, x, beta, noise: iwae(model, x, k=config.k, noise=noise)
+    """The IWAE bound with ``config.k`` samples and ``config.estimator`` (pathwise or dreg),
+    for the ``iwae_from`` phase."""
+    return lambda model, x, beta, noise: iwae(model, x, k=config.k, noise=noise,
+                                              estimator=config.estimator)
 
 
 def load_data(config: TrainConfig) -> Dataset:
