@@ -99,8 +99,8 @@ def save_latent_scatter(path: str | Path, means: torch.Tensor, labels: torch.Ten
     elif m.shape[1] == 1:
         m = torch.cat([m, torch.zeros_like(m)], 1)
     fig, ax = plt.subplots(figsize=(6, 5))
-    sc = ax.scatter(m[:, 0], m[:, 1], c=None if labels is None else labels.cpu().numpy(),
-                    cmap="tab10", s=4, alpha=0.7)
+    colour = {} if labels is None else {"c": labels.cpu().numpy(), "cmap": "tab10"}
+    sc = ax.scatter(m[:, 0], m[:, 1], s=4, alpha=0.7, **colour)
     if labels is not None:
         fig.colorbar(sc, ax=ax, label="label")
     ax.set_xlabel(axes_label[0])
