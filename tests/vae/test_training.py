@@ -119,6 +119,13 @@ def test_iwae_from_with_dreg_runs_stl_then_dreg(monkeypatch):
     assert set(used[2 * steps:]) == {("iwae", "dreg")}
 
 
+def test_dreg_without_iwae_from_is_not_silently_stl():
+    import pytest
+
+    with pytest.raises(ValueError, match="'dreg' is for iwae"):
+        train(epochs=1, estimator="dreg", hidden=[32], progress=False, save=False)
+
+
 def test_iwae_from_rejects_settings_the_bound_lacks():
     import pytest
 

@@ -50,18 +50,19 @@ def objective(config: TrainConfig):
         if config.beta != 1.0 or config.warmup > 0 or config.free_bits > 0:
             raise ValueError("objective 'iwae' has no KL weight: beta, warmup and free_bits "
                              "apply to 'elbo' only")
-        return lambda model, x, beta, noise: iwae(model, x, k=config.k, noise=noise,
-                                                  estimator=config.estimator)
-    # iwae_from with DReG: its one-sample case, STL, in the ELBO phase
-    estimator = "stl" if config.estimator == "dreg" else config.estimator
+        return iwae_objective(config)
+    # iwae_from with DReG: its one-sample case, STL, in the ELBO phase (without iwae_from,
+    # elbo() rejects 'dreg' with its own message)
+    dreg_phase = config.iwae_from is not None and config.estimator == "dreg"
+    estimator = "stl" if dreg_phase else config.estimator
     return lambda model, x, beta, noise: elbo(
         model, x, num_samples=config.num_samples, beta=beta, noise=noise,
         estimator=estimator, kl=config.kl, free_bits=config.free_bits)
 
 
 def iwae_objective(config: TrainConfig):
-    """The IWAE bound with ``config.k`` samples and ``config.estimator`` (pathwise or dreg),
-    for the ``iwae_from`` phase."""
+    """The IWAE bound with ``config.k`` samples and ``config.estimator`` (pathwise or dreg):
+    the objective ``iwae``, and the ``iwae_from`` phase."""
     return lambda model, x, beta, noise: iwae(model, x, k=config.k, noise=noise,
                                               estimator=config.estimator)
 
