@@ -4,6 +4,9 @@ Training throughput (examples / s over whole epochs):
     reparam      reparam.vae.train(...) (the toolkit's loop: schedules, metrics, checkpoint-free;
                  this model takes the fused step of reparam.vae.fused: backward in closed form)
     reparam (autograd)  the same loop with fused=False (loss.backward() through autograd)
+    reparam bf16 the same loop with bf16=True: the fused step's wide products in bfloat16 with
+                 float32 accumulation, weights, Adam and elementwise math (mixed precision; a
+                 different numerics from the float32 rows, so reported in its own column)
     bare loop    a hand-written PyTorch loop (plain reparameterization, BCE-with-logits, analytic KL)
     pythae       pythae's TrainingPipeline / BaseTrainer (bench extra: pip install pythae)
 
@@ -61,13 +64,13 @@ def bare_loop(x: torch.Tensor, epochs: int, seed: int = 0) -> float:
     return x.shape[0] * epochs / (time.perf_counter() - t0)
 
 
-def reparam_train(data, epochs: int, compile: bool = False,
-                  fused: bool = True) -> tuple[float, VAE]:
+def reparam_train(data, epochs: int, compile: bool = False, fused: bool = True,
+                  bf16: bool = False) -> tuple[float, VAE]:
     """Examples / s of ``reparam.vae.train``; with ``compile`` one extra first epoch absorbs
     torch.compile's one-off compilation and only the later epochs are timed."""
     cfg = TrainConfig(epochs=epochs + compile, batch_size=BATCH, lr=LR, latent_dim=LATENT,
                       hidden=list(HIDDEN), activation="tanh", eval_samples=1, tensorboard=False,
-                      compile=compile, fused=fused)
+                      compile=compile, fused=fused, bf16=bf16)
     result = train(cfg, dataset=data, save=False, progress=False)
     assert result.metrics["fused_step"] == (fused and not compile)
     seconds = result.metrics["wall_time_s"] - (result.history[0]["seconds"] if compile else 0.0)
@@ -149,6 +152,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=1000)
     parser.add_argument("--pythae-eval-n", type=int, default=20)
     parser.add_argument("--skip-pythae", action="store_true")
+    parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 row")
     parser.add_argument("--compile", action="store_true",
                         help="also time reparam with --compile (torch.compile; first epoch untimed)")
     args = parser.parse_args()
@@ -166,6 +170,8 @@ def main() -> None:
                           ("reparam", lambda: reparam_train(ds, args.epochs)[0]),
                           ("reparam (autograd)",
                            lambda: reparam_train(ds, args.epochs, fused=False)[0]),
+                          ("reparam bf16", None if args.no_bf16 else
+                           lambda: reparam_train(ds, args.epochs, bf16=True)[0]),
                 ("reparam --compile", None if not args.compile else
                  lambda: reparam_train(ds, args.epochs, compile=True)[0]),
                           ("pythae", None if args.skip_pythae else
@@ -177,9 +183,12 @@ def main() -> None:
         _, pmodel = pythae_train(ds.train, args.epochs)
     print(f"\ntraining: {ds.train.shape[0]} examples x {args.epochs} epochs, best of {args.rounds} "
           f"interleaved rounds")
-    print(f"{'trainer':<20}{'examples/s':>12}{'reparam speed-up':>18}")
+    bf16 = rows.get("reparam bf16")
+    print(f"{'trainer':<20}{'examples/s':>12}{'reparam speed-up':>18}"
+          + ("" if bf16 is None else f"{'bf16 speed-up':>15}"))
     for name, rate in rows.items():
-        print(f"{name:<20}{rate:>12.0f}{rows['reparam'] / rate:>18.2f}")
+        print(f"{name:<20}{rate:>12.0f}{rows['reparam'] / rate:>18.2f}"
+              + ("" if bf16 is None else f"{bf16 / rate:>15.2f}"))
 
     ev: dict[str, float] = {}
     for _ in range(args.rounds):  # interleaved rounds, best rate of each evaluator

@@ -89,7 +89,8 @@ class TrainConfig:
     compile: bool = _opt(False, "torch.compile the model")
     fused: bool = _opt(True, "standard MLP VAE on the ELBO: a step with the backward written "
                              "out (same gradients, no autograd graph; see reparam.vae.fused)")
-    bf16: bool = _opt(False, "bfloat16 autocast (CUDA only)")
+    bf16: bool = _opt(False, "bfloat16 matrix products with float32 weights: the fused step's "
+                             "products, or torch.autocast elsewhere (CPU and CUDA)")
     tensorboard: bool = _opt(True, "write TensorBoard event files when tensorboard is installed")
     seed: int = _opt(0, "random seed (same seed + same device -> same numbers)")
     device: str = _opt("auto", "cpu, cuda, cuda:N or auto (cuda when available)")

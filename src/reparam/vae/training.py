@@ -150,8 +150,6 @@ def train(
     else:
         config = (config or TrainConfig()).replace(**overrides)
     device = resolve_device(config.device)
-    if config.bf16 and device.type != "cuda":
-        raise ValueError(f"bf16 autocast needs a CUDA device, got device {str(device)!r}")
     time_limit = parse_duration(config.time_limit) if config.time_limit else math.inf
     run_dir = runs.prepare_run_dir(config.out) if save else None
     if run_dir is not None:
@@ -206,7 +204,7 @@ def train(
                desc="train", unit="step", dynamic_ncols=True)
     model.train()
     stop_reason, stale = "epochs", 0
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=config.bf16)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16)
     for epoch in range(start_epoch + 1, config.epochs + 1):
         t0 = time.perf_counter()
         perm = torch.randperm(n, generator=shuffle_gen).to(device)
