@@ -8,7 +8,7 @@ import torch
 
 from reparam.noise import MonteCarlo
 from reparam.vae import VAE, TrainConfig, elbo, train
-from reparam.vae.fused import FusedELBOStep, fused_step
+from reparam.vae.fused import BF16_MIN_WIDTH, FusedELBOStep, fused_step
 from reparam.vae.training import build_model
 
 
@@ -79,7 +79,7 @@ def test_bf16_products_match_float32_to_bf16_rounding():
     x = (torch.rand(64, 200) < 0.3).float()
     step = fused_step(model, bf16=True)
     wide = {id(m) for m in [*model.encoder.net, *model.decoder.net]
-            if isinstance(m, torch.nn.Linear) and min(m.in_features, m.out_features) >= 128}
+            if isinstance(m, torch.nn.Linear) and min(m.in_features, m.out_features) >= BF16_MIN_WIDTH}
     assert step.low_layers == wide and len(wide) == 4
     out = step(x, 1.0, MonteCarlo(torch.Generator().manual_seed(1)))
     ref = elbo(reference, x, noise=MonteCarlo(torch.Generator().manual_seed(1)))
@@ -137,3 +137,9 @@ def test_matches_autograd_on_cuda():
     torch.testing.assert_close(out.loss, ref.loss.detach())
     for g, p in zip(fused, model.parameters()):
         torch.testing.assert_close(g, p.grad)
+
+
+def test_bf16_on_a_cpu_without_bf16_units_warns(monkeypatch):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    with pytest.warns(UserWarning, match="emulated"):
+        train(bf16=True, epochs=1, hidden=[16], save=False, progress=False, tensorboard=False)
