@@ -21,10 +21,11 @@ import torch
 from reparam.data import load_dataset
 from reparam.vae import TrainConfig, train
 from reparam.vae.evaluation import log_likelihood
+from vae_speed import BATCH, HIDDEN, LATENT, LR  # the same MLP as the speed benchmark
 
 
 def run(data, x_nll: torch.Tensor, epochs: int, seed: int, bf16: bool, k: int) -> dict:
-    cfg = TrainConfig(epochs=epochs, batch_size=100, lr=1e-3, latent_dim=40, hidden=[300, 300],
+    cfg = TrainConfig(epochs=epochs, batch_size=BATCH, lr=LR, latent_dim=LATENT, hidden=list(HIDDEN),
                       activation="tanh", eval_samples=1, tensorboard=False, seed=seed, bf16=bf16)
     result = train(cfg, dataset=data, save=False, progress=False)
     assert result.metrics["fused_step"]

@@ -192,7 +192,8 @@ def train(
         model, objective=config.objective, estimator=config.estimator, kl=config.kl,
         free_bits=config.free_bits, num_samples=config.num_samples, bf16=config.bf16)
     fused_used = step is not None
-    if config.bf16 and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if config.bf16 and device.type == "cpu" and not (
+            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
         warnings.warn("bf16 = true on a CPU without native bfloat16 instructions (AVX512-BF16 / "
                       "AMX): the products are emulated and slower than float32", stacklevel=2)
     iwae_fn = iwae_objective(config) if config.iwae_from is not None else None
