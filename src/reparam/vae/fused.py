@@ -34,7 +34,7 @@ from ..noise import NoiseSource, resolve
 from .encoders import GaussianEncoder
 from .likelihoods import BernoulliLikelihood
 from .model import VAE
-from .networks import Tanh
+from .networks import Tanh, tanh_from_doubled_
 from .objectives import Loss
 from .priors import StandardNormalPrior
 
@@ -82,8 +82,7 @@ class FusedELBOStep:
         if name == "tanh":
             if out.device.type != "cpu":
                 return out.tanh_()
-            # tanh(a) = 2 sigmoid(2 a) - 1, as reparam.vae.networks.tanh (~5x faster on a CPU)
-            return (out if doubled else out.mul_(2)).sigmoid_().mul_(2).sub_(1)
+            return tanh_from_doubled_(out if doubled else out.mul_(2))  # ~5x torch.tanh on a CPU
         if name == "relu":
             return out.clamp_min_(0)
         return out
@@ -127,15 +126,16 @@ class FusedELBOStep:
         for i in reversed(range(len(layers))):
             linear, act = layers[i]
             d = self._act_backward(d, acts[i + 1], act)
+            if scale != 1.0 and lows[i] is not None:  # bf16 products: scale d itself
+                d, scale = d.mul_(scale), 1.0
+            bias_grad = torch.sum(d, 0, out=self._grad_buffer(linear.bias))
+            if scale != 1.0:
+                bias_grad.mul_(scale)
             if lows[i] is None:
-                torch.sum(d, 0, out=self._grad_buffer(linear.bias)).mul_(scale)
                 self._grad_buffer(linear.weight).addmm_(d.t(), acts[i], beta=0, alpha=scale)
                 if i > 0 or need_input_grad:
                     d = torch.addmm(d.new_zeros(()), d, linear.weight, beta=0, alpha=scale)
             else:
-                if scale != 1.0:
-                    d = d.mul_(scale)
-                torch.sum(d, 0, out=self._grad_buffer(linear.bias))
                 (h_low, w_low), d_low = lows[i], d.to(self.low)
                 self._grad_buffer(linear.weight).copy_(torch.mm(d_low.t(), h_low))
                 if i > 0 or need_input_grad:

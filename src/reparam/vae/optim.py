@@ -20,6 +20,7 @@ learning rate, a replaced state after ``load_state_dict``, a torch without the o
 from __future__ import annotations
 
 import torch
+from torch.optim import optimizer as torch_optimizer
 
 
 def adam(params, lr: float) -> torch.optim.Adam:
@@ -69,11 +70,10 @@ class AdamStep:
         return groups
 
     def _hooks(self) -> bool:
-        from torch.optim import optimizer as module
         opt = self.optimizer
         return bool(opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks
-                    or getattr(module, "_global_optimizer_pre_hooks", None)
-                    or getattr(module, "_global_optimizer_post_hooks", None))
+                    or getattr(torch_optimizer, "_global_optimizer_pre_hooks", None)
+                    or getattr(torch_optimizer, "_global_optimizer_post_hooks", None))
 
     @torch.no_grad()
     def __call__(self) -> None:
