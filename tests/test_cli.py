@@ -116,6 +116,28 @@ def test_evaluate_sample_plot(tmp_path, capsys):
         assert (run / f"{name}.png").is_file()
 
 
+def _pixels(path):
+    with Image.open(path) as img:
+        return img.tobytes()
+
+
+def test_plot_seed_picks_the_figures_random_draws(tmp_path):
+    """`plot --seed N` draws other prior samples and examples; the default is the run's seed."""
+    run = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--hidden", "16", "--seed", "3",
+                 "--out", str(run), "--quiet"]) == 0
+    trained = {n: _pixels(run / f"{n}.png") for n in ("samples", "reconstructions")}
+    assert main(["plot", str(run)]) == 0
+    for name, pixels in trained.items():
+        assert _pixels(run / f"{name}.png") == pixels
+    assert main(["plot", str(run), "--seed", "4"]) == 0
+    seed4 = {n: _pixels(run / f"{n}.png") for n in trained}
+    for name, pixels in trained.items():
+        assert seed4[name] != pixels
+    assert main(["plot", str(run), "--seed", "4"]) == 0
+    assert {n: _pixels(run / f"{n}.png") for n in trained} == seed4
+
+
 def test_evaluate_rejects_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "is not a run directory" in capsys.readouterr().err

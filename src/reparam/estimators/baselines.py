@@ -2,9 +2,16 @@
 
 A baseline ``b`` leaves ``E[(f(z) - b) grad log q(z)] = grad E[f]`` unchanged as long as
 ``b`` does not depend on the sample it multiplies; it can cut the variance by orders of
-magnitude. Each baseline is a small object with explicit state (``reset()`` clears it):
-``values(costs, dist, context)`` gives ``b`` for the current costs from past state (or from
-the other samples), ``update(...)`` then folds the current costs into the state.
+magnitude. Each baseline is a small object with explicit state (``reset()`` clears it).
+
+The protocol :class:`~reparam.estimators.ScoreFunction` calls is one method,
+``score_term(costs, dist, z, context) -> t`` of shape ``costs.shape[1:]``: ``t`` is zero-valued
+and ``t.sum().backward()`` leaves ``(1/S) sum_s (f(z_s) - b_s) grad log q(z_s)`` in the
+distribution's parameters; it also advances the baseline's state. :class:`Baseline` implements
+it from two hooks, ``values(costs, dist, context)`` (``b`` for the current costs, from past
+state or from the other samples) and ``update(...)`` (fold the current costs into the state);
+a baseline with one coefficient per parameter tensor (:class:`ControlVariate`) overrides
+``score_term`` itself.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import torch
 from torch import nn
 from torch.distributions import Distribution
 
-from ._base import pad_like
+from ._base import linear_term, pad_like, sum_to_costs
 from ._views import parameters, rebuild
 
 
@@ -21,6 +28,15 @@ class Baseline:
     """No baseline: ``b = 0`` (plain REINFORCE)."""
 
     min_samples = 1
+
+    def score_term(self, costs: torch.Tensor, dist: Distribution, z: torch.Tensor,
+                   context=None) -> torch.Tensor:
+        r"""``mean_s[(f_s - b_s) (log q_s - stop_grad(log q_s))]`` with ``b = values(...)``,
+        then ``update(...)``."""
+        log_q = sum_to_costs(dist.log_prob(z), costs)
+        advantage = costs.detach() - self.values(costs, dist, context)
+        self.update(costs, dist, context)
+        return (advantage * (log_q - log_q.detach())).mean(0)
 
     def values(self, costs: torch.Tensor, dist: Distribution, context=None) -> torch.Tensor:
         return torch.zeros((), dtype=costs.dtype, device=costs.device)
@@ -159,6 +175,21 @@ class ControlVariate(Baseline):
             raise ValueError(f"decay must be in [0, 1), got {decay}")
         self.decay = decay
         self.moments: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def values(self, costs, dist, context=None):
+        raise NotImplementedError(
+            "ControlVariate has one coefficient per parameter tensor (beta(name)), not one "
+            "baseline value; ScoreFunction calls its score_term"
+        )
+
+    def score_term(self, costs: torch.Tensor, dist: Distribution, z: torch.Tensor,
+                   context=None) -> torch.Tensor:
+        """Zero-valued; its gradient is :meth:`score_gradients` in each live parameter."""
+        params = parameters(dist)
+        rest = costs.dim() - 1
+        terms = [linear_term(g, params[n], rest)
+                 for n, g in self.score_gradients(costs, dist, z).items()]
+        return sum(terms, torch.zeros_like(costs[0]))
 
     def beta(self, name: str) -> torch.Tensor | float:
         if name not in self.moments:

@@ -52,7 +52,7 @@ class DirichletPrior(nn.Module):
         return Dirichlet(self.concentration, validate_args=False)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        g = torch._standard_gamma(self.concentration.expand(n, -1))
+        g = torch._standard_gamma(self.concentration.expand(n, -1), generator=generator)
         return g / g.sum(-1, keepdim=True)
 
 
@@ -71,4 +71,4 @@ class GammaPrior(nn.Module):
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         a = self.params[0].expand(n, self.latent_dim)
-        return torch._standard_gamma(a) / self.params[1]
+        return torch._standard_gamma(a, generator=generator) / self.params[1]
