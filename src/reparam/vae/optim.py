@@ -14,13 +14,15 @@ on the optimizer's own state tensors, so results are bit-identical and checkpoin
 (``optimizer.state_dict()``) are unchanged. Whenever that call does not apply (a first step
 that still has to create the state, a parameter without a gradient, hooks, amsgrad, a tensor
 learning rate, a replaced state after ``load_state_dict``, a torch without the op) it calls
-``optimizer.step()``.
+``optimizer.step()``. The private kernel and hook dicts are reached only through
+:mod:`reparam._torch_compat`.
 """
 
 from __future__ import annotations
 
 import torch
-from torch.optim import optimizer as torch_optimizer
+
+from .. import _torch_compat as compat
 
 
 def adam(params, lr: float) -> torch.optim.Adam:
@@ -30,7 +32,8 @@ def adam(params, lr: float) -> torch.optim.Adam:
     params = list(params)
     fusable = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64)
                   for p in params)
-    return torch.optim.Adam(params, lr=lr, fused=True if fusable else None)
+    return torch.optim.Adam(params, lr=lr,
+                            fused=True if fusable and compat.has_fused_adam() else None)
 
 
 def _lean_group(group: dict) -> bool:
@@ -55,7 +58,7 @@ class AdamStep:
         """``[(group, params, exp_avgs, exp_avg_sqs, steps)]``, or None where a group or a
         parameter needs ``Adam.step`` itself."""
         opt = self.optimizer
-        if type(opt) is not torch.optim.Adam or not hasattr(torch, "_fused_adam_"):
+        if type(opt) is not torch.optim.Adam or not compat.has_fused_adam():
             return None
         groups = []
         for group in opt.param_groups:
@@ -69,27 +72,19 @@ class AdamStep:
                            [s["exp_avg_sq"] for s in states], [s["step"] for s in states]))
         return groups
 
-    def _hooks(self) -> bool:
-        opt = self.optimizer
-        return bool(opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks
-                    or getattr(torch_optimizer, "_global_optimizer_pre_hooks", None)
-                    or getattr(torch_optimizer, "_global_optimizer_post_hooks", None))
-
     @torch.no_grad()
     def __call__(self) -> None:
         opt = self.optimizer
         if self._state is not opt.state or self._num_states != len(opt.state):
             self._groups = self._build()
             self._state, self._num_states = opt.state, len(opt.state)
-        grads = None if self._groups is None or self._hooks() else [
+        grads = None if self._groups is None or compat.optimizer_has_hooks(opt) else [
             [p.grad for p in params] for _, params, *_ in self._groups]
         if grads is None or any(g is None for group in grads for g in group):
             opt.step()  # also skips parameters without a gradient, as Adam.step does
             return
         for (group, params, exp_avgs, exp_avg_sqs, steps), group_grads in zip(self._groups, grads):
             beta1, beta2 = group["betas"]
-            torch._foreach_add_(steps, 1)
-            torch._fused_adam_(params, group_grads, exp_avgs, exp_avg_sqs, [], steps,
-                               lr=group["lr"], beta1=beta1, beta2=beta2,
-                               weight_decay=group["weight_decay"], eps=group["eps"],
-                               amsgrad=False, maximize=False, grad_scale=None, found_inf=None)
+            compat.fused_adam_(params, group_grads, exp_avgs, exp_avg_sqs, steps, lr=group["lr"],
+                               beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
+                               eps=group["eps"])
