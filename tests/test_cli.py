@@ -141,3 +141,24 @@ def test_plot_seed_picks_the_figures_random_draws(tmp_path):
 def test_evaluate_rejects_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "is not a run directory" in capsys.readouterr().err
+
+
+def test_version_in_one_place(capsys):
+    from pathlib import Path
+
+    import reparam
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"reparam {reparam.__version__}"
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "reparam.__version__"}
+    assert "py.typed" in project["tool"]["setuptools"]["package-data"]["reparam"]
+    assert (Path(reparam.__file__).parent / "py.typed").is_file()

@@ -65,12 +65,13 @@ def fused_adam_(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor],
     """``steps += 1`` and one fused Adam update in place: the call ``Adam(fused=True).step``
     ends in. There is no public spelling of it: callers check :func:`has_fused_adam` first
     and otherwise call ``optimizer.step()`` (the same update, with its per-step Python)."""
-    if not has_fused_adam():
+    add, fused = _FOREACH_ADD, _FUSED_ADAM
+    if add is None or fused is None:
         raise RuntimeError("this torch has no fused Adam kernel: call optimizer.step() instead")
-    _FOREACH_ADD(list(steps), 1)
-    _FUSED_ADAM(list(params), list(grads), list(exp_avgs), list(exp_avg_sqs), [], list(steps),
-                lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps,
-                amsgrad=False, maximize=False, grad_scale=None, found_inf=None)
+    add(steps, 1)  # lists or tuples of tensors, as AdamStep holds them
+    fused(params, grads, exp_avgs, exp_avg_sqs, [], steps,
+          lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps,
+          amsgrad=False, maximize=False, grad_scale=None, found_inf=None)
 
 
 _HOOK_DICTS = ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks")
@@ -142,7 +143,7 @@ def _greater_than_base() -> type[constraints.Constraint]:
     base = getattr(constraints, "greater_than", None)
     if isinstance(base, type) and issubclass(base, constraints.Constraint):
         try:
-            if base(0.0).lower_bound == 0.0:
+            if base(0.0).lower_bound == 0.0:  # type: ignore[call-arg, attr-defined]
                 return base
         except (TypeError, AttributeError):
             pass

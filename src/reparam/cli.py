@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from . import __version__
 from .config import TrainConfig
 
 
@@ -131,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="The reparameterization trick: train, evaluate and compare VAEs and "
                     "gradient estimators.",
     )
+    parser.add_argument("--version", action="version", version=f"reparam {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     train = sub.add_parser(

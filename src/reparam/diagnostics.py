@@ -73,7 +73,9 @@ class _Moments:
 
     def __init__(self) -> None:
         self.n = 0
-        self.shift = self.s1 = self.s2 = self.s3 = self.s4 = None
+        self.shift: torch.Tensor | None = None
+        zero = torch.zeros((), dtype=torch.float64)  # replaced by the first add
+        self.s1, self.s2, self.s3, self.s4 = zero, zero, zero, zero
 
     def add(self, x: torch.Tensor) -> None:  # x: (n, *shape)
         x = x.detach().to(torch.float64)
@@ -92,6 +94,7 @@ class _Moments:
         n = self.n
         if n < 4:
             raise ValueError(f"need at least 4 estimates for standard errors, got {n}")
+        assert self.shift is not None  # set by the first add
         a = self.s1 / n
         e2, e3, e4 = self.s2 / n, self.s3 / n, self.s4 / n
         m2 = (e2 - a * a).clamp_min(0)

@@ -69,7 +69,7 @@ def draw(dist: Distribution, num_samples: int, noise: NoiseSource | None,
             f"{'rsample' if reparameterized else 'sample'} "
             f"does not take a noise source"
         )
-    return method((num_samples,), noise=noise)
+    return method((num_samples,), noise=noise)  # type: ignore[call-arg]
 
 
 def costs_of(f: CostFn, z: torch.Tensor, num_samples: int) -> torch.Tensor:

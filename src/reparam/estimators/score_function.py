@@ -7,7 +7,7 @@ from torch.distributions import Distribution
 
 from ..noise import NoiseSource
 from ._base import CostFn, Estimator, check_num_samples, costs_of, draw
-from .baselines import BASELINES, Baseline
+from .baselines import BASELINES, Baseline, Context
 
 
 class ScoreFunction(Estimator):
@@ -45,7 +45,7 @@ the score gradient).
         self.baseline = baseline
 
     def __call__(self, f: CostFn, dist: Distribution, num_samples: int = 1, *,
-                 noise: NoiseSource | None = None, context=None) -> torch.Tensor:
+                 noise: NoiseSource | None = None, context: Context = None) -> torch.Tensor:
         check_num_samples(num_samples, self.baseline.min_samples)
         z = draw(dist, num_samples, noise, reparameterized=False).detach()
         costs = costs_of(f, z, num_samples)

@@ -64,7 +64,7 @@ class GammaPrior(nn.Module):
         self.latent_dim = int(latent_dim)
         self.register_buffer("params", torch.tensor([concentration, rate]), persistent=False)
 
-    def forward(self):
+    def forward(self) -> torch.distributions.Independent:
         a = self.params[0].expand(self.latent_dim)
         b = self.params[1].expand(self.latent_dim)
         return torch.distributions.Independent(Gamma(a, b, validate_args=False), 1)
