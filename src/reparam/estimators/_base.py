@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 
@@ -42,13 +43,23 @@ def check_num_samples(num_samples: int, minimum: int = 1) -> int:
     return num_samples
 
 
-def takes_noise(method: Callable[..., torch.Tensor]) -> bool:
-    """Whether ``method`` (a bound ``rsample``/``sample``) accepts a ``noise=`` keyword."""
+@functools.lru_cache(maxsize=256)
+def _signature_takes_noise(fn: Callable[..., torch.Tensor]) -> bool:
     try:
-        params = inspect.signature(method).parameters
+        params = inspect.signature(fn).parameters
     except (TypeError, ValueError):  # no signature to inspect (a builtin): try the call
         return True
     return "noise" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def takes_noise(method: Callable[..., torch.Tensor]) -> bool:
+    """Whether ``method`` (a bound ``rsample``/``sample``) accepts a ``noise=`` keyword
+    (looked up once per function: the signature of a class's method does not change)."""
+    fn = getattr(method, "__func__", method)
+    try:
+        return _signature_takes_noise(fn)
+    except TypeError:  # an unhashable callable
+        return _signature_takes_noise.__wrapped__(fn)
 
 
 def draw(dist: Distribution, num_samples: int, noise: NoiseSource | None,
