@@ -143,7 +143,10 @@ def test_hooks_seen_through_the_compat_check():
 
 def test_bf16_probe_fallback_agrees(monkeypatch):
     native = compat.bf16_supported()
-    monkeypatch.setattr(compat, "_BF16_PROBE", None)
+    with monkeypatch.context() as patch:  # the op is looked up when asked
+        patch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+        assert compat.bf16_supported() is torch.backends.mkldnn.is_available()
+    monkeypatch.setattr(compat, "_BF16_PROBE", lambda: None)
     if sys.platform.startswith("linux") and torch.backends.mkldnn.is_available():
         assert compat.bf16_supported() == native
     monkeypatch.setattr(compat, "_cpuinfo_flags", lambda: {"avx512_bf16"})

@@ -102,13 +102,15 @@ def _cpuinfo_flags() -> set[str]:
 
 
 def _mkldnn_bf16_probe() -> Callable[[], bool] | None:
+    """``torch.ops.mkldnn._is_mkldnn_bf16_supported``, looked up at each call (it runs once
+    per training run), or None where this torch has no such op."""
     try:
         return torch.ops.mkldnn._is_mkldnn_bf16_supported
     except (AttributeError, RuntimeError):
         return None
 
 
-_BF16_PROBE = _mkldnn_bf16_probe()
+_BF16_PROBE = _mkldnn_bf16_probe  # the feature check (tests replace it)
 
 
 def bf16_supported() -> bool:
@@ -117,8 +119,9 @@ def bf16_supported() -> bool:
     oneDNN's own probe where torch exposes it; else the CPU's flags (Linux), else False."""
     if not torch.backends.mkldnn.is_available():
         return False
-    if _BF16_PROBE is not None:
-        return bool(_BF16_PROBE())
+    probe = _BF16_PROBE()
+    if probe is not None:
+        return bool(probe())
     if sys.platform.startswith("linux"):
         return bool({"avx512_bf16", "amx_bf16"} & _cpuinfo_flags())
     return False
