@@ -116,6 +116,49 @@ def test_evaluate_sample_plot(tmp_path, capsys):
         assert (run / f"{name}.png").is_file()
 
 
+def _pixels(path):
+    with Image.open(path) as img:
+        return img.tobytes()
+
+
+def test_plot_seed_picks_the_figures_random_draws(tmp_path):
+    """`plot --seed N` draws other prior samples and examples; the default is the run's seed."""
+    run = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--hidden", "16", "--seed", "3",
+                 "--out", str(run), "--quiet"]) == 0
+    trained = {n: _pixels(run / f"{n}.png") for n in ("samples", "reconstructions")}
+    assert main(["plot", str(run)]) == 0
+    for name, pixels in trained.items():
+        assert _pixels(run / f"{name}.png") == pixels
+    assert main(["plot", str(run), "--seed", "4"]) == 0
+    seed4 = {n: _pixels(run / f"{n}.png") for n in trained}
+    for name, pixels in trained.items():
+        assert seed4[name] != pixels
+    assert main(["plot", str(run), "--seed", "4"]) == 0
+    assert {n: _pixels(run / f"{n}.png") for n in trained} == seed4
+
+
 def test_evaluate_rejects_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "is not a run directory" in capsys.readouterr().err
+
+
+def test_version_in_one_place(capsys):
+    from pathlib import Path
+
+    import reparam
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"reparam {reparam.__version__}"
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "reparam.__version__"}
+    assert "py.typed" in project["tool"]["setuptools"]["package-data"]["reparam"]
+    assert (Path(reparam.__file__).parent / "py.typed").is_file()

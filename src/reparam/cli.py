@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from . import __version__
 from .config import TrainConfig
 
 
@@ -109,16 +110,19 @@ def cmd_plot(args: argparse.Namespace) -> int:
     config, model, data = load_run(args.run_dir, args.device)
     history_path = Path(args.run_dir) / "history.csv"
     history = runs.read_history(history_path) if history_path.is_file() else []
-    written = write_figures(Path(args.run_dir), model, data, history, config.seed)
+    seed = config.seed if args.seed is None else args.seed
+    written = write_figures(Path(args.run_dir), model, data, history, seed)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
 
-def _run_dir_parser(sub, name: str, help_text: str) -> argparse.ArgumentParser:
+def _run_dir_parser(sub, name: str, help_text: str, seed_default: int | None = 0
+                    ) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help_text, description=help_text)
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `reparam train`")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=int, default=seed_default, help="random seed (default: "
+                   + ("the run's training seed" if seed_default is None else str(seed_default)) + ")")
     return p
 
 
@@ -128,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="The reparameterization trick: train, evaluate and compare VAEs and "
                     "gradient estimators.",
     )
+    parser.add_argument("--version", action="version", version=f"reparam {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     train = sub.add_parser(
@@ -161,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--out", default=None, help="PNG path (default: RUN_DIR/samples.png)")
     sa.add_argument("--npy", default=None, help="also save the pixel means as a .npy array")
 
-    _run_dir_parser(sub, "plot", "regenerate every figure of a run")
+    _run_dir_parser(sub, "plot", "regenerate every figure of a run", seed_default=None)
     sub.add_parser("compare", help="compare gradient estimators: the survey's test problems and a "
                                    "VAE study (see `reparam compare --help`)", add_help=False)
     return parser

@@ -18,6 +18,7 @@ import torch
 from torch.distributions import constraints
 from torch.distributions.utils import broadcast_all
 
+from .._torch_compat import GreaterThan
 from ..noise import NoiseSource
 from ._autograd import LocScaleSample
 from ._base import Reparameterized
@@ -25,7 +26,7 @@ from ._base import Reparameterized
 __all__ = ["StandardNoise", "LocationScale", "InverseCDF", "Above", "broadcast_params"]
 
 
-class Above(constraints._GreaterThan):
+class Above(GreaterThan):
     """``value > other`` for a parameter ``other`` named in error messages (e.g. ``high > low``)."""
 
     def __init__(self, name: str, lower_bound: torch.Tensor) -> None:

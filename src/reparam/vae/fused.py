@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._torch_compat import tanh_backward, threshold_backward
 from ..noise import NoiseSource, resolve
 from .encoders import GaussianEncoder
 from .likelihoods import BernoulliLikelihood
@@ -90,9 +91,9 @@ class FusedELBOStep:
     @staticmethod
     def _act_backward(d: torch.Tensor, y: torch.Tensor, name: str | None) -> torch.Tensor:
         if name == "tanh":
-            return torch.ops.aten.tanh_backward(d, y)
+            return tanh_backward(d, y)
         if name == "relu":
-            return torch.ops.aten.threshold_backward(d, y, 0)
+            return threshold_backward(d, y, 0)
         return d
 
     @staticmethod
