@@ -285,7 +285,8 @@ def open_run_dir(out: str | Path | None, *, resume: bool = False,
     ``overwrite`` (the old run is set aside in ``.overwritten``, deleted when the block ends
     normally and restored if it fails before writing a checkpoint). A directory held by
     another process raises :class:`~reparam.errors.RunLockedError` naming the holder. A new
-    run whose block fails before the first checkpoint leaves nothing behind. Re-entrant within one process (an inner call shares the outer lock and decisions).
+    run whose block fails before the first checkpoint leaves nothing behind. Re-entrant
+    within one process (an inner call shares the outer lock and decisions).
     """
     existed = out is not None and Path(out).is_dir()
     path = prepare_run_dir(out)
@@ -369,7 +370,7 @@ def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor],
     bad = non_finite(tensors)
     if bad:
         raise NonFiniteError(f"refusing to write {path}: non-finite values in {_names(bad)}",
-                             hint=f"the previous {path.name} is unchanged; the run diverged "
+                             hint=f"any previous {path.name} is unchanged; the run diverged "
                                   "(try a lower --lr)")
     meta = dict(metadata or {})
     spec = spec if spec is not None else config_spec(path.parent / CONFIG)
