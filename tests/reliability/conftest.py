@@ -51,6 +51,8 @@ def reliability(request) -> Recorder:
 def pytest_runtest_logreport(report):
     if report.failed:
         FAILED.add(report.nodeid)
+        if not any(report.nodeid in row.tests for row in ROWS.values()):  # failed before recording
+            Recorder(report.nodeid).case(report.nodeid.split("::")[-1], "test failed before recording")
 
 
 def pytest_sessionfinish(session):

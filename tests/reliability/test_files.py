@@ -81,7 +81,7 @@ def test_config_edited_to_another_model(run_copy, key, reliability):
     config = json.loads((run_copy / "config.json").read_text())
     config[key] = EDITS[key]
     (run_copy / "config.json").write_text(json.dumps(config))
-    proc = invoke(key == "activation")("evaluate", str(run_copy), *EVAL)
+    proc = call_main("evaluate", str(run_copy), *EVAL)
     assert proc.returncode == 2 and f"{key}:" in proc.stderr, proc.stderr
     assert "size mismatch" not in proc.stderr and "Traceback" not in proc.stderr
     reliability.case("config.json edited to another model (hidden, activation, latent_dim)",

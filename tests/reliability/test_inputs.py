@@ -4,7 +4,7 @@ results, an invalid one exits 2 with the documented one-line message, nothing el
 import json
 import math
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from reliability_harness import call_main, named_error, run_cli
 
@@ -25,6 +25,9 @@ def evaluate_error(k, batch_size, subset, refine):
 
 
 @SETTINGS
+@example(k=3, batch_size=64, subset=None, refine=0)
+@example(k=1, batch_size=1, subset=1, refine=1)
+@example(k=2, batch_size=400, subset=300, refine=0)
 @given(k=st.integers(-2, 6), batch_size=st.integers(-3, 400),
        subset=st.none() | st.integers(-6, 320), refine=st.integers(-2, 2))
 def test_evaluate_arguments(trained_run, reliability, k, batch_size, subset, refine):
@@ -86,3 +89,20 @@ def test_bad_inputs_in_a_subprocess(trained_run, tmp_path, reliability):
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
         reliability.case("other bad evaluate / sample inputs (letters for numbers, a bad "
                          "device, a folder with no run)", named_error(proc))
+
+
+def test_the_library_refuses_the_same_values(reliability):
+    """``evaluate()`` from Python: a batch size or k below 1 is a ValueError, not garbage."""
+    import pytest
+    import torch
+
+    from reparam.vae.evaluation import log_likelihood
+    from reparam.vae.factory import build_model
+
+    model = build_model({"hidden": [8], "latent_dim": 2}, 16)
+    x = torch.rand(4, 16).round()
+    for kwargs, message in (({"batch_size": 0}, "batch_size must be"),
+                            ({"batch_size": -1}, "batch_size must be"), ({"k": 0}, "k must be")):
+        with pytest.raises(ValueError, match=message):
+            log_likelihood(model, x, **{"k": 3, **kwargs})
+        reliability.case("evaluate() from Python with batch_size / k below 1", "ValueError naming it")
