@@ -104,7 +104,7 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"train ELBO {m['train_elbo']:.3f}, KL {m['test_kl']:.3f}, "
           f"{m['epochs']} epochs in {m['wall_time_s']:.1f} s")
     if args.json:
-        print(json.dumps(m, indent=2))
+        print(json.dumps(runs.strict_json(m), indent=2, allow_nan=False))
     return 0
 
 
@@ -140,8 +140,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                       progress=not args.quiet, refine_steps=args.refine_steps)
     result.update(dataset=data.name, split="test" if args.subset is None else
                   f"test, seeded random subset of {args.subset} (seed {args.seed})")
-    if args.json:
-        print(json.dumps(result, indent=2, sort_keys=True))
+    if args.json:  # strict JSON, as evaluation.json (one example: nll_stderr is null)
+        print(json.dumps(runs.strict_json(result), indent=2, sort_keys=True, allow_nan=False))
     else:
         print(f"test NLL {result['nll']:.2f} +- {result['nll_stderr']:.2f} nats (k={args.k}, "
               f"{result['num_examples']} examples), ELBO {result['elbo']:.2f}, "
