@@ -15,7 +15,8 @@ from reparam.vae.encoders import (
 )
 from reparam.vae.flows import iaf_layers
 from reparam.vae.networks import mlp
-from reparam.vae.objectives import log_q_detached, sample_posterior
+from reparam.estimators.stl import log_prob_detached as log_q_detached
+from reparam.vae.objectives import sample_posterior
 
 D = torch.float64
 
