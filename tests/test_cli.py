@@ -50,7 +50,7 @@ def test_toml_config(tmp_path):
     "argv, message",
     [
         (["train", "--epochs", "0"], "'epochs' must be a positive integer, got 0"),
-        (["train", "--lr", "-1"], "'lr' must be a positive number"),
+        (["train", "--lr", "-1"], "'lr' must be a positive finite number"),
         (["train", "--dataset", "nope"], "unknown dataset 'nope'"),
         (["train", "--activation", "swishy"], "unknown activation 'swishy'"),
         (["train", "--device", "tpu"], "'device' must be cpu, cuda"),

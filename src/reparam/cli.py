@@ -25,7 +25,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         help_text = f"{f.metadata['help']} (default: {default})"
         kwargs: dict[str, typing.Any] = {"default": argparse.SUPPRESS, "help": help_text,
                                          "dest": f.name}
-        if hint is bool:
+        if hint is bool or set(typing.get_args(hint)) == {bool, type(None)}:
             kwargs.update(action=argparse.BooleanOptionalAction)
         elif typing.get_origin(hint) is list:
             kwargs.update(nargs="+", type=typing.get_args(hint)[0], metavar="N")
@@ -45,6 +45,10 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
 def cmd_train(args: argparse.Namespace) -> int:
     from .vae.training import train
 
+    if args.resume and args.config:
+        raise ValueError(f"--config and --resume exclude each other: a resumed run keeps its "
+                         f"stored config ({args.resume}/config.json); pass single flags such as "
+                         f"--epochs to extend it")
     if args.resume:
         names = {f.name for f in fields(TrainConfig)}
         overrides = {k: v for k, v in vars(args).items() if k in names}

@@ -5,9 +5,9 @@ import pytest
 import torch
 from scipy import stats
 
+from reparam.estimators.stl import log_prob_detached as log_q_detached
 from reparam.noise import MonteCarlo
 from reparam.vae.factory import build_model
-from reparam.estimators.stl import log_prob_detached as log_q_detached
 from reparam.vae.objectives import elbo, iwae, sample_posterior
 from reparam.vae.two_layer import HierarchicalPosterior
 

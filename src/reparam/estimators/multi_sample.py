@@ -24,8 +24,8 @@ def log_weights_of(f: CostFn, dist: Distribution, z: torch.Tensor, num_samples: 
                    log_prob=None) -> torch.Tensor:
     """``log w_k = -f(z_k) - log q(z_k)``, shape ``(K, *rest)``; ``log_prob(z)`` (default
     ``dist.log_prob``) is summed over the dims beyond ``rest``."""
-    costs = costs_of(f, z, num_samples)
     log_q = (log_prob or dist.log_prob)(z)
+    costs = costs_of(f, z, num_samples)
     return -costs - sum_to_costs(log_q, costs)
 
 

@@ -141,7 +141,7 @@ def _sum_to(t: torch.Tensor, ndim: int) -> torch.Tensor:
     return t.sum(tuple(range(ndim, t.dim()))) if t.dim() > ndim else t
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _takes_context(kind: type) -> bool:
     return "context" in inspect.signature(kind.__call__).parameters
 
@@ -152,11 +152,15 @@ def _estimate(est: Estimator, f, dist, num_samples: int, noise, x: torch.Tensor)
     return est(f, dist, num_samples, noise=noise, **kwargs)
 
 
+def _factorized(q, model) -> bool:
+    return isinstance(q, Normal) and isinstance(model.prior_module, StandardNormalPrior)
+
+
 def closed_form_kl(q, model) -> tuple[torch.Tensor, torch.Tensor | None] | None:
     """``(KL (B,), per-dimension KL (B, L) or None)`` in closed form, or None: for a diagonal
     Normal and the standard normal prior ``KL_j = (mu_j^2 + expm1(logvar_j) - logvar_j) / 2``,
     else torch's registered ``kl_divergence`` for the pair when there is one."""
-    if isinstance(q, Normal) and isinstance(model.prior_module, StandardNormalPrior):
+    if _factorized(q, model):
         dims = kl_normal_standard(q.loc, q.logvar)
         return dims.sum(-1), dims
     prior = model.prior()
@@ -219,36 +223,40 @@ def objective(model, x: torch.Tensor, estimator: Estimator | str = "pathwise",
 def _elbo_with_kl(model, x, q, est, num_samples, beta, noise, kl, free_bits) -> Loss:
     """``E_q[-log p(x|z)]`` through ``est`` plus ``beta * KL``: closed form, or Monte Carlo in the
     cost (``f(z) = -log p(x|z) + beta (log q(z|x) - log p(z))``)."""
-    closed = None if kl == "mc" else closed_form_kl(q, model)
-    if kl == "analytic" and closed is None:
+    # the diagonal Gaussian's KL is formed after the samples (autograd then accumulates the
+    # gradients in the same order as the fused step's reference); a registered KL before
+    closed = None if kl == "mc" or _factorized(q, model) else closed_form_kl(q, model)
+    analytic = kl != "mc" and (closed is not None or _factorized(q, model))
+    if kl == "analytic" and not analytic:
         raise ValueError("kl='analytic' needs a closed-form KL: a diagonal Normal posterior "
                          "with the standard normal prior, or a pair registered with torch's "
                          "register_kl")
-    dist, prior, parts = as_family(q), model.prior(), {}
-    kl_in_cost = closed is None and free_bits == 0
-    if closed is None and free_bits > 0 and not isinstance(est, Pathwise):
+    dist, parts = as_family(q), {}
+    kl_in_cost = not analytic and free_bits == 0
+    if not analytic and free_bits > 0 and not isinstance(est, Pathwise):
         raise ValueError(f"free_bits with a Monte Carlo KL needs the pathwise estimator, not {est!r}")
 
     def f(z: torch.Tensor) -> torch.Tensor:                              # (S, B)
+        log_q = None if analytic else _sum_to(dist.log_prob(z), z.dim() - 1)
         parts["z"], parts["recon"] = z, -model.log_likelihood(x, z)
-        if not kl_in_cost:
+        if analytic:
             return parts["recon"]
-        parts["kl"] = _sum_to(dist.log_prob(z), z.dim() - 1) - prior.log_prob(z)
-        return parts["recon"] + beta * parts["kl"]
+        parts["kl"] = log_q - model.prior().log_prob(z)
+        return parts["recon"] + beta * parts["kl"] if kl_in_cost else parts["recon"]
 
     surrogate = _estimate(est, f, dist, num_samples, noise, x).mean()
     z = parts["z"]
     if kl_in_cost:
-        return _loss(surrogate, parts["recon"], parts["kl"])
+        return _loss(surrogate, parts["recon"].mean(0), parts["kl"].mean(0))
     kl_dims = None
-    if closed is not None:
-        kl_b, kl_dims = closed
-    else:  # pathwise with free bits: the KL at the same samples, outside the estimator
-        kl_b = (_sum_to(dist.log_prob(z), z.dim() - 1) - prior.log_prob(z)).mean(0)
-        if isinstance(q, Normal) and isinstance(model.prior_module, StandardNormalPrior):
+    if analytic:
+        kl_b, kl_dims = closed or closed_form_kl(q, model)
+    else:  # pathwise with free bits: the KL at the same samples, floored outside the estimator
+        kl_b = parts["kl"].mean(0)
+        if _factorized(q, model):
             kl_dims = (q.log_prob(z) + 0.5 * z.pow(2) + _HALF_LOG_2PI).mean(0)
     loss = surrogate + beta * _kl_term(kl_b, kl_dims, free_bits, z.shape[-1])
-    return _loss(loss, parts["recon"], kl_b)
+    return _loss(loss, parts["recon"].mean(0), kl_b)
 
 
 def _elbo_with_log_q(model, x, q, est, num_samples, beta, noise) -> Loss:
