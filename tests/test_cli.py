@@ -119,3 +119,26 @@ def test_evaluate_sample_plot(tmp_path, capsys):
 def test_evaluate_rejects_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "is not a run directory" in capsys.readouterr().err
+
+
+def test_train_refusals_in_process(tmp_path, capsys):
+    """Bad flags and resume collisions: exit 2, the problem named, nothing written."""
+    from reparam.cli import main
+
+    for argv, message in [(["--free-bits", "-1"], "'free_bits' must be a finite number"),
+                          (["--kl", "nope"], "'kl' must be one of"),
+                          (["--posterior", "nope"], "unknown posterior"),
+                          (["--fused", "--compile"], "exclude each other"),
+                          (["--fused", "--prior", "mog"], "fused step cannot apply")]:
+        assert main(["train", *argv, "--out", str(tmp_path / "x"), "--quiet"]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "x").exists()
+    run = tmp_path / "r"
+    assert main(["train", "--epochs", "1", "--hidden", "16", "--out", str(run), "--quiet",
+                 "--no-tensorboard"]) == 0
+    before = (run / "config.json").read_bytes()
+    for argv, message in [(["--out", str(tmp_path / "y")], "conflicts with resume"),
+                          (["--dataset", "mnist"], "cannot change ['dataset']")]:
+        assert main(["train", "--resume", str(run), "--quiet", *argv]) == 2
+        assert message in capsys.readouterr().err
+        assert (run / "config.json").read_bytes() == before

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from .. import runs, viz
 from ..config import ELBO_PHASE, FIXED_ON_RESUME, TrainConfig, parse_duration
 from ..data import Dataset, load_dataset
+from ..estimators import ESTIMATORS, Estimator
 from ..noise import MonteCarlo
 from .evaluation import evaluate_elbo
 from .factory import MODEL_KEYS
@@ -56,24 +57,36 @@ def build_model(config: TrainConfig, data_dim: int, image_shape=None) -> VAE:
     return factory_build_model(model_spec(config), data_dim, image_shape)
 
 
-def objectives(config: TrainConfig) -> tuple[ObjectiveFn, ObjectiveFn | None]:
+def objectives(config: TrainConfig, estimator: Estimator | None = None
+               ) -> tuple[ObjectiveFn, ObjectiveFn | None]:
     """``(objective, IWAE objective or None)``, each ``(model, x, beta, noise) -> Loss`` with
-    one estimator instance for the run (stateful baselines keep their state). For
-    ``iwae_from`` the first is the ELBO with the estimator's ELBO phase (DReG: STL)."""
+    one estimator instance for the run (``estimator``, else a fresh ``config.estimator``;
+    stateful baselines keep their state). For ``iwae_from`` the first is the ELBO with the
+    estimator's ELBO phase (DReG: STL)."""
     def bound(est):
         return lambda model, x, beta, noise: iwae(model, x, config.k, noise, estimator=est)
 
+    given = estimator or resolve_estimator(config.estimator)
     if config.objective == "iwae":
-        return bound(resolve_estimator(config.estimator)), None
-    name = ELBO_PHASE[config.estimator] if config.iwae_from is not None else config.estimator
-    est = resolve_estimator(name)
+        return bound(given), None
+    est = resolve_estimator(ELBO_PHASE[config.estimator]) if config.iwae_from is not None else given
 
     def elbo_fn(model, x, beta, noise):
         return elbo(model, x, config.num_samples, beta, noise, estimator=est, kl=config.kl,
                     free_bits=config.free_bits)
 
-    later = bound(resolve_estimator(config.estimator)) if config.iwae_from is not None else None
+    later = bound(given) if config.iwae_from is not None else None
     return elbo_fn, later
+
+
+def estimator_name(estimator: Estimator) -> str:
+    """The name in ``ESTIMATORS`` whose entry is ``estimator``'s class (what ``config.json``
+    records for an estimator object)."""
+    for name, factory in ESTIMATORS.items():
+        if factory is type(estimator):
+            return name
+    raise ValueError(f"train(estimator={estimator!r}): register its class in reparam.estimators."
+                     f"ESTIMATORS so that config.json can name it")
 
 
 def load_data(config: TrainConfig) -> Dataset:
@@ -189,15 +202,17 @@ def _tensorboard(run_dir: Path | None, enabled: bool):
 
 
 def setup(config: TrainConfig, *, dataset: Dataset | None = None,
-          resume: str | Path | None = None, save: bool = True) -> Run:
+          resume: str | Path | None = None, save: bool = True,
+          estimator: Estimator | None = None) -> Run:
     """Everything a run needs, checked before anything is written: data, model, optimizer,
-    objectives (probed), the resumed state; then the run directory and its ``config.json``."""
+    objectives (probed), the resumed state; then the run directory and its ``config.json``.
+    ``estimator``: an instance to train with (``config.estimator`` names its class)."""
     device = resolve_device(config.device)
     time_limit = parse_duration(config.time_limit) if config.time_limit else math.inf
     torch.manual_seed(config.seed)
     data = dataset if dataset is not None else load_data(config)
     model = build_model(config, data.dim, data.image_shape).to(device)
-    elbo_fn, iwae_fn = objectives(config)
+    elbo_fn, iwae_fn = objectives(config, estimator)
     optimizer = adam(model.parameters(), lr=config.lr)
     state = StepState(optimizer, AdamStep(optimizer), elbo_fn,  # AdamStep: optimizer.step() lean
                       autocast=torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16))
@@ -330,15 +345,21 @@ def train(
     """Train a VAE by minimising the negative ELBO; write the run directory when ``save``.
 
     ``train()`` trains on the digits with the defaults of :class:`TrainConfig`;
-    ``train(epochs=5)`` overrides single settings; ``dataset`` is a loaded :class:`Dataset`
+    ``train(epochs=5)`` overrides single settings (``estimator`` may be an
+    :class:`~reparam.estimators.Estimator` object); ``dataset`` is a loaded :class:`Dataset`
     or a dataset name; ``resume=RUN_DIR`` continues a run from its last checkpoint
     (``overrides`` may change the loop's settings, e.g. raise ``epochs``; see
     :func:`resolve_config`).
     """
     if isinstance(dataset, str):
         overrides["dataset"], dataset = dataset, None
+    estimator = overrides.get("estimator")
+    if isinstance(estimator, Estimator):  # config.json records the name of its class
+        overrides["estimator"] = estimator_name(estimator)
+    else:
+        estimator = None
     run = setup(resolve_config(config, resume, overrides), dataset=dataset, resume=resume,
-                save=save)
+                save=save, estimator=estimator)
     config = run.config
     bar = tqdm(total=(config.epochs - run.progress.epoch) * run.steps_per_epoch,
                disable=not progress, desc="train", unit="step", dynamic_ncols=True)
