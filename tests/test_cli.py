@@ -50,7 +50,7 @@ def test_toml_config(tmp_path):
     "argv, message",
     [
         (["train", "--epochs", "0"], "'epochs' must be a positive integer, got 0"),
-        (["train", "--lr", "-1"], "'lr' must be a positive number"),
+        (["train", "--lr", "-1"], "'lr' must be a positive finite number"),
         (["train", "--dataset", "nope"], "unknown dataset 'nope'"),
         (["train", "--activation", "swishy"], "unknown activation 'swishy'"),
         (["train", "--device", "tpu"], "'device' must be cpu, cuda"),
@@ -162,3 +162,26 @@ def test_version_in_one_place(capsys):
     assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "reparam.__version__"}
     assert "py.typed" in project["tool"]["setuptools"]["package-data"]["reparam"]
     assert (Path(reparam.__file__).parent / "py.typed").is_file()
+
+
+def test_train_refusals_in_process(tmp_path, capsys):
+    """Bad flags and resume collisions: exit 2, the problem named, nothing written."""
+    from reparam.cli import main
+
+    for argv, message in [(["--free-bits", "-1"], "'free_bits' must be a finite number"),
+                          (["--kl", "nope"], "'kl' must be one of"),
+                          (["--posterior", "nope"], "unknown posterior"),
+                          (["--fused", "--compile"], "exclude each other"),
+                          (["--fused", "--prior", "mog"], "fused step cannot apply")]:
+        assert main(["train", *argv, "--out", str(tmp_path / "x"), "--quiet"]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "x").exists()
+    run = tmp_path / "r"
+    assert main(["train", "--epochs", "1", "--hidden", "16", "--out", str(run), "--quiet",
+                 "--no-tensorboard"]) == 0
+    before = (run / "config.json").read_bytes()
+    for argv, message in [(["--out", str(tmp_path / "y")], "conflicts with resume"),
+                          (["--dataset", "mnist"], "cannot change ['dataset']")]:
+        assert main(["train", "--resume", str(run), "--quiet", *argv]) == 2
+        assert message in capsys.readouterr().err
+        assert (run / "config.json").read_bytes() == before

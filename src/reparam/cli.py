@@ -66,7 +66,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         help_text = f"{f.metadata['help']} (default: {default})"
         kwargs: dict[str, typing.Any] = {"default": argparse.SUPPRESS, "help": help_text,
                                          "dest": f.name}
-        if hint is bool:
+        if hint is bool or set(typing.get_args(hint)) == {bool, type(None)}:
             kwargs.update(action=argparse.BooleanOptionalAction)
         elif typing.get_origin(hint) is list:
             kwargs.update(nargs="+", type=typing.get_args(hint)[0], metavar="N")
@@ -90,6 +90,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and args.overwrite:
         raise BadArgumentError("--resume and --overwrite contradict each other",
                                hint="--resume continues the run, --overwrite replaces it")
+    if args.resume and args.config:
+        raise ValueError(f"--config and --resume exclude each other: a resumed run keeps its "
+                         f"stored config ({args.resume}/config.json); pass single flags such as "
+                         f"--epochs to extend it")
     config = None if args.resume else _config_from_args(args)  # validated before any write
     out = args.resume or config.out
     with runs.open_run_dir(out, resume=bool(args.resume), overwrite=args.overwrite) as run:
