@@ -62,20 +62,24 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from . import runs
+    from . import parallel, runs
     from .vae.evaluation import evaluate
     from .vae.training import load_run
 
-    config, model, data = load_run(args.run_dir, args.device, args.data_dir)
-    x = data.test
-    if args.subset is not None:
-        gen = torch.Generator().manual_seed(args.seed)
-        x = x[torch.randperm(x.shape[0], generator=gen)[:args.subset]]
-    result = evaluate(model, x, k=args.k, batch_size=args.batch_size, seed=args.seed,
-                      progress=not args.quiet, refine_steps=args.refine_steps)
-    result.update(dataset=data.name, split="test" if args.subset is None else
-                  f"test, seeded random subset of {args.subset} (seed {args.seed})")
-    runs.write_json(Path(args.run_dir) / "evaluation.json", result)
+    with parallel.session(args.device) as device:  # a no-op without torchrun
+        config, model, data = load_run(args.run_dir, str(device), args.data_dir)
+        x = data.test
+        if args.subset is not None:
+            gen = torch.Generator().manual_seed(args.seed)
+            x = x[torch.randperm(x.shape[0], generator=gen)[:args.subset]]
+        result = evaluate(model, x, k=args.k, batch_size=args.batch_size, seed=args.seed,
+                          progress=not args.quiet, refine_steps=args.refine_steps)
+        result.update(dataset=data.name, split="test" if args.subset is None else
+                      f"test, seeded random subset of {args.subset} (seed {args.seed})",
+                      processes=parallel.world_size())
+        parallel.on_main(runs.write_json, Path(args.run_dir) / "evaluation.json", result)
+    if not parallel.is_main():
+        return 0
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     else:

@@ -107,6 +107,8 @@ def init(device: str = "auto", timeout_s: float = 600.0) -> torch.device:
     if dev.type not in BACKENDS:
         raise ValueError(f"distributed runs support devices {sorted(BACKENDS)}, got {device!r}")
     if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available")
         torch.cuda.set_device(dev)
     if launched() and not dist.is_initialized():
         dist.init_process_group(BACKENDS[dev.type], timeout=timedelta(seconds=timeout_s),
