@@ -203,6 +203,8 @@ def evaluate_elbo(model, x: torch.Tensor, num_samples: int = 16, batch_size: int
 def posterior_means(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """``E_q[z|x]`` for every row of ``x``, shape (N, L)."""
     device = next(model.parameters()).device
+    if x.shape[0] == 0:  # e.g. a process with no rows of a small set
+        return torch.zeros(0, model.latent_dim)
     return torch.cat([model.encode(x[s:s + batch_size].to(device)).mean.cpu()
                       for s in range(0, x.shape[0], batch_size)])
 
