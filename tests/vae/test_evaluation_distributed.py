@@ -69,16 +69,47 @@ def test_block_keyed_noise_does_not_depend_on_the_sharding():
         log_likelihood(model, x[3:], k=2, batch_size=5, seed=0, first_index=3)
 
 
-def test_torchrun_two_processes_give_the_single_process_evaluation(tiny_run, capsys):
-    flags = ["--k", "20", "--batch-size", "70", "--device", "cpu", "--quiet", "--json"]
-    assert main(["evaluate", str(tiny_run), *flags]) == 0  # 300 test rows: 5 blocks, one short
-    single = json.loads((tiny_run / "evaluation.json").read_text())
+FLAGS = ["--k", "20", "--batch-size", "70", "--device", "cpu", "--quiet", "--json"]
+FLOATS = ("nll", "nll_stderr", "elbo", "recon", "kl")
+
+
+@pytest.fixture(scope="module")
+def single(tiny_run) -> dict:
+    """The single-process evaluation (300 test rows: 5 blocks of 70, the last short)."""
+    assert main(["evaluate", str(tiny_run), *FLAGS]) == 0
+    result = json.loads((tiny_run / "evaluation.json").read_text())
     (tiny_run / "evaluation.json").unlink()
-    done = torchrun(2, "evaluate", str(tiny_run), *flags)
-    dist = json.loads((tiny_run / "evaluation.json").read_text())
+    return result
+
+
+def _same_as_single(run: Path, single: dict, processes: int) -> None:
+    dist, ref = json.loads((run / "evaluation.json").read_text()), dict(single)
+    (run / "evaluation.json").unlink()
+    assert ref.pop("processes") == 1 and dist.pop("processes") == processes
+    for key in FLOATS:
+        assert dist.pop(key) == pytest.approx(ref.pop(key), rel=1e-6, abs=0), key
+    assert dist == ref  # k, examples, active units, split, ...
+
+
+def test_torchrun_two_processes_give_the_single_process_evaluation(tiny_run, single):
+    done = torchrun(2, "evaluate", str(tiny_run), *FLAGS)
     assert done.stdout.count('"nll"') == 1  # rank 0 alone reports (and writes)
-    assert single.pop("processes") == 1 and dist.pop("processes") == 2
-    floats = ("nll", "nll_stderr", "elbo", "recon", "kl")
-    for key in floats:
-        assert dist.pop(key) == pytest.approx(single.pop(key), rel=1e-6, abs=0), key
-    assert dist == single  # k, examples, active units, split, ...
+    _same_as_single(tiny_run, single, 2)
+
+
+def test_two_node_rendezvous_gives_the_single_process_evaluation(tiny_run, single):
+    """Two torchrun launchers on 127.0.0.1 (``--nnodes 2``, c10d rendezvous), one process each."""
+    endpoint = f"127.0.0.1:{_free_port()}"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node",
+           "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", "test",
+           "-m", "reparam", "evaluate", str(tiny_run), *FLAGS]
+    nodes = [subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    try:
+        outs = [node.communicate(timeout=TIMEOUT_S) for node in nodes]
+    finally:
+        for node in nodes:
+            node.kill()
+    assert [node.returncode for node in nodes] == [0, 0], [err[-2000:] for _, err in outs]
+    assert sum(out.count('"nll"') for out, _ in outs) == 1
+    _same_as_single(tiny_run, single, 2)
