@@ -35,8 +35,9 @@ import torch.distributed as dist
 from .noise import NoiseSource, Shape
 
 __all__ = [
-    "Part", "GlobalBatchSampler", "ShardedNoise", "launched", "rank", "world_size", "local_rank",
-    "is_main", "init", "destroy", "session", "barrier", "split", "split_blocks", "seed_for",
+    "Part", "GlobalBatch", "GlobalBatchSampler", "ShardedNoise", "launched", "rank",
+    "world_size", "local_rank", "is_main", "init", "destroy", "session", "barrier", "split",
+    "split_blocks", "seed_for",
     "all_reduce_sum", "mean_metrics", "gather_rows", "on_main", "reduce_device",
 ]
 
