@@ -7,7 +7,7 @@ and reports examples / s from rank 0; process start-up and loading are not timed
 NLL must be the same in every row (per-example noise). Scaling efficiency is
 ``rate_N / (N rate_1)``. Training rows come with the torchrun training launcher.
 
-    python benchmarks/distributed.py [--run-dir RUN] [--procs 1 2] [--k 1000] [--n 300]
+    python benchmarks/distributed.py [--run-dir RUN] [--procs 1 2] [--k 1000] [--examples 300]
            [--device cpu|cuda] [--threads 1]
 
 Without ``--run-dir`` a digits run (MLP 64-64, latent 8, 5 epochs) is trained in a
@@ -38,7 +38,7 @@ def worker(args: argparse.Namespace) -> None:
 
     with parallel.session(args.device) as device:
         _, model, data = load_run(args.run_dir, str(device))
-        x = data.test[:args.n] if args.n else data.test
+        x = data.test[:args.examples] if args.examples else data.test
         parallel.barrier()
         t0 = time.perf_counter()
         result = evaluate(model, x, k=args.k, batch_size=args.batch_size, seed=0)
@@ -63,7 +63,7 @@ def _port() -> int:
 def launch(nproc: int, args: argparse.Namespace) -> dict[str, float]:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
            "--master-addr", "127.0.0.1", "--master-port", str(_port()), __file__, "--worker",
-           "--run-dir", str(args.run_dir), "--k", str(args.k), "--n", str(args.n),
+           "--run-dir", str(args.run_dir), "--k", str(args.k), "--examples", str(args.examples),
            "--batch-size", str(args.batch_size), "--device", args.device]
     done = subprocess.run(cmd, env=_env(args.threads), capture_output=True, text=True,
                           timeout=3600)
@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, default=None)
     parser.add_argument("--procs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--k", type=int, default=1000)
-    parser.add_argument("--n", type=int, default=300, help="test examples (0: all)")
+    parser.add_argument("--examples", type=int, default=300, help="test examples (0: all)")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="OMP threads per process")
