@@ -1,7 +1,8 @@
-"""``python -m reparam``: the ``reparam`` command."""
+"""``python -m reparam`` (and ``torchrun ... -m reparam``): the ``reparam`` command line."""
 
 import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

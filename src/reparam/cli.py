@@ -130,21 +130,32 @@ def _load_run(run_dir: str, device: str, data_dir: str | None = None):
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from . import runs
+    from . import parallel
     from .vae.evaluation import evaluate
 
-    config, model, data = _load_run(args.run_dir, args.device, args.data_dir)
-    x = data.test
-    if args.subset is not None:
-        if args.subset > x.shape[0]:
-            raise BadArgumentError(f"--subset {args.subset} exceeds the {x.shape[0]} test "
-                                   f"examples of {data.name}", hint="omit --subset to use all")
-        gen = torch.Generator().manual_seed(args.seed)
-        x = x[torch.randperm(x.shape[0], generator=gen)[:args.subset]]
-    result = evaluate(model, x, k=args.k, batch_size=args.batch_size, seed=args.seed,
-                      progress=not args.quiet, refine_steps=args.refine_steps)
-    result.update(dataset=data.name, split="test" if args.subset is None else
-                  f"test, seeded random subset of {args.subset} (seed {args.seed})")
+    with parallel.session(args.device) as device:  # a no-op without torchrun
+        config, model, data = _load_run(args.run_dir, str(device), args.data_dir)
+        x = data.test
+        if args.subset is not None:
+            if args.subset > x.shape[0]:
+                raise BadArgumentError(f"--subset {args.subset} exceeds the {x.shape[0]} test "
+                                       f"examples of {data.name}", hint="omit --subset to use all")
+            gen = torch.Generator().manual_seed(args.seed)
+            x = x[torch.randperm(x.shape[0], generator=gen)[:args.subset]]
+        result = evaluate(model, x, k=args.k, batch_size=args.batch_size, seed=args.seed,
+                          progress=not args.quiet, refine_steps=args.refine_steps)
+        result.update(dataset=data.name, split="test" if args.subset is None else
+                      f"test, seeded random subset of {args.subset} (seed {args.seed})",
+                      processes=parallel.world_size())
+        if parallel.is_main():
+            _report_evaluation(args, result)
+    return 0
+
+
+def _report_evaluation(args: argparse.Namespace, result: dict) -> None:
+    """Print the result, then write ``evaluation.json`` (rank 0 only under torchrun)."""
+    from . import runs
+
     if args.json:  # strict JSON, as evaluation.json (one example: nll_stderr is null)
         print(json.dumps(runs.strict_json(result), indent=2, sort_keys=True, allow_nan=False))
     else:
@@ -156,7 +167,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         runs.write_json(Path(args.run_dir) / "evaluation.json", result)
     except WriteError as err:
         raise type(err)(f"the result above was not saved: {err.message}", hint=err.hint) from None
-    return 0
 
 
 def cmd_sample(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ Nothing is unpickled.
 from __future__ import annotations
 
 import math
+import mmap
 import zipfile
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from .base import Dataset
-from .binarize import binarize_splits
+from .binarize import binarize_splits, check_mode
 from .download import DataFileError
 
 _LABEL_KEYS = {"train": "train_labels", "valid": "valid_labels", "test": "test_labels"}
@@ -109,30 +110,78 @@ def build(
                    train_probs=b.train_probs, classes=classes)
 
 
+MMAP_MIN_BYTES = 256 * 2**20  # .npy data at least this large stays memory-mapped by default
+_NPY_KEYS = ("train", "valid", "test", *_LABEL_KEYS.values())
+
+
+def advise_random(array: np.ndarray) -> bool:
+    """Hint the kernel that a memory-mapped array is read at random rows (``MADV_RANDOM``:
+    no readahead, so reading a row maps that row's pages, not megabytes around it). Uses
+    numpy's private ``memmap._mmap``; ``False`` (no hint, same results) where it is absent."""
+    handle = getattr(array, "_mmap", None)
+    if handle is None or not hasattr(mmap, "MADV_RANDOM"):
+        return False
+    handle.madvise(mmap.MADV_RANDOM)
+    return True
+
+
+def _open_npy(path: Path) -> np.ndarray:
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise DataFileError(f"{path}: not a readable .npy file ({err})") from None
+    advise_random(array)
+    return array
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """``.npy`` files memory-mapped (a folder: ``train.npy``, ``test.npy``, ... by key);
+    ``.npz`` read into memory (a zip archive cannot be mapped)."""
+    if path.is_dir():
+        arrays = {k: _open_npy(path / f"{k}.npy") for k in _NPY_KEYS if (path / f"{k}.npy").is_file()}
+        if not arrays:
+            raise FileNotFoundError(f"{path}: no {', '.join(k + '.npy' for k in _NPY_KEYS)}")
+        return arrays
+    if not path.is_file():
+        raise FileNotFoundError(f"no array file at {path}")
+    with path.open("rb") as f:
+        is_npy = f.read(6) == np.lib.format.MAGIC_PREFIX
+    if is_npy:
+        return {"x": _open_npy(path)}
+    try:
+        with np.load(path, allow_pickle=False) as loaded:
+            return {k: loaded[k] for k in loaded.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise DataFileError(f"{path}: not a readable .npy/.npz file ({err})") from None
+
+
 def load_arrays(
     path: str | Path,
     binarize: str | bool | None = None,
     seed: int = 0,
     test_fraction: float = 1 / 6,
     valid_fraction: float = 0.0,
+    mmap: bool | None = None,
 ) -> Dataset:
-    """Examples from a ``.npy`` or ``.npz`` file (see the module docstring for the keys)."""
+    """Examples from a ``.npy`` / ``.npz`` file or a folder of ``.npy`` files (see the
+    module docstring for the keys). ``mmap``: keep ``.npy`` data memory-mapped, splits as
+    :class:`~reparam.data.mmap.MappedRows` read on demand (``None``: when the files hold
+    at least :data:`MMAP_MIN_BYTES`); ``False`` reads everything into memory."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no array file at {path}")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            arrays = {"x": loaded}
-        else:
-            with loaded:
-                arrays = {k: loaded[k] for k in loaded.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-        raise DataFileError(f"{path}: not a readable .npy/.npz file ({err})") from None
-    return _from_arrays(f"npy:{path}", arrays, binarize, seed, test_fraction, valid_fraction)
+    arrays = _read_arrays(path)
+    mapped = [a for a in arrays.values() if isinstance(a, np.memmap)]
+    if mmap is None:
+        mmap = bool(mapped) and sum(a.nbytes for a in mapped) >= MMAP_MIN_BYTES
+    if mmap and len(mapped) < len(arrays):
+        raise ValueError(f"{path}: mmap needs .npy files (a .npz archive is read into memory)")
+    if not mmap:
+        arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    make = _mapped_dataset if mmap else build
+    return _from_arrays(f"npy:{path}", arrays, binarize, seed, test_fraction, valid_fraction, make)
 
 
-def _from_arrays(name, arrays, binarize, seed, test_fraction, valid_fraction) -> Dataset:
+def _from_arrays(name, arrays, binarize, seed, test_fraction, valid_fraction,
+                 make=build) -> Dataset:
     keys = set(arrays)
     if "train" in keys:
         allowed = {"train", "test", "valid", *_LABEL_KEYS.values()}
@@ -141,7 +190,7 @@ def _from_arrays(name, arrays, binarize, seed, test_fraction, valid_fraction) ->
                              f"in {sorted(allowed)}, got {sorted(keys)}")
         parts = {k: arrays[k] for k in ("train", "valid", "test") if k in keys}
         labels = {k: arrays[_LABEL_KEYS[k]] for k in parts if _LABEL_KEYS[k] in keys}
-        return build(name, parts, labels, binarize, seed)
+        return make(name, parts, labels, binarize, seed)
     if len(keys) == 1:
         x, y = arrays[next(iter(keys))], None
     elif keys <= {"x", "y"} and "x" in keys:
@@ -156,4 +205,34 @@ def _from_arrays(name, arrays, binarize, seed, test_fraction, valid_fraction) ->
     if y is not None and len(y) != len(x):
         raise ValueError(f"{name}: {len(y)} labels for {len(x)} examples")
     labels = {} if y is None else {k: y[v] for k, v in idx.items()}
+    if make is not build:
+        return make(name, {k: (x, v) for k, v in idx.items()}, labels, binarize, seed)
     return build(name, {k: x[v] for k, v in idx.items()}, labels, binarize, seed)
+
+
+def _mapped_dataset(name, parts, labels, binarize, seed, classes=None) -> Dataset:
+    """A :class:`Dataset` whose splits stay memory-mapped: ``parts`` maps a split to its
+    array, or to ``(array, row indices)`` for splits of one array."""
+    from .mmap import MappedRows
+
+    mode = check_mode(binarize)
+    if mode == "dynamic":
+        raise ValueError(f"{name}: binarize='dynamic' needs the data in memory (mmap=False); "
+                         "memory-mapped data supports 'none' and 'threshold'")
+    parts = {k: v if isinstance(v, tuple) else (v, None) for k, v in parts.items()}
+    shapes = {k: a.shape[1:] for k, (a, _) in parts.items()}
+    if len(set(shapes.values())) != 1:
+        raise ValueError(f"{name}: splits have different example shapes {shapes}")
+    shape, last = image_shape(next(iter(shapes.values())), name)
+    x = {k: MappedRows(a, f"{name} [{k}]", rows=rows, channels_last=last,
+                       threshold=mode == "threshold") for k, (a, rows) in parts.items()}
+    y = {}
+    for k, v in labels.items():
+        if v.ndim != 1 or len(v) != len(x[k]) or v.dtype.kind not in "iub":
+            raise ValueError(f"{name}: {k} labels must be integers, one per example "
+                             f"({len(x[k])}), got {v.dtype} {v.shape}")
+        y[k] = torch.from_numpy(np.asarray(v).astype(np.int64))
+    binary = mode == "threshold" or all(a.dtype == np.bool_ for a, _ in parts.values())
+    return Dataset(name=name, train=x["train"], valid=x.get("valid"), test=x["test"],
+                   image_shape=shape, train_labels=y.get("train"), valid_labels=y.get("valid"),
+                   test_labels=y.get("test"), binary=binary, binarization=mode, classes=classes)

@@ -19,9 +19,12 @@ from tqdm.auto import tqdm
 
 from ..distributions import Normal
 from ..noise import MonteCarlo, NoiseSource
+from ..parallel import gather_rows, is_main, seed_for, split_blocks
 from .objectives import elbo, log_weights, sample_posterior
 from .priors import StandardNormalPrior
 from .two_layer import HierarchicalPosterior
+
+STREAM_IS, STREAM_ELBO = 1, 2  # block-noise streams of the importance samples and the ELBO
 
 
 def log_importance_weights(model, x: torch.Tensor, num_samples: int,
@@ -119,27 +122,51 @@ def refine_posterior(model, x: torch.Tensor, q, steps: int, lr: float = 0.03,
         return proposal()
 
 
+def block_noise(seed: int, block: int, stream: int, device: torch.device) -> MonteCarlo:
+    """The noise of block ``block`` (examples ``[block B, (block + 1) B)`` of the whole
+    evaluated set): a generator keyed by ``(seed, block, stream)``, so an example's noise
+    depends on its global index, never on which process evaluates it."""
+    return MonteCarlo(torch.Generator(device).manual_seed(seed_for(seed, block, stream)))
+
+
+def _batch_noise(seed, generator, first_index: int, start: int, batch_size: int, device):
+    if seed is None:  # one stream through the batches (the noise of example i depends on x[:i])
+        return MonteCarlo(generator)
+    return block_noise(seed, (first_index + start) // batch_size, STREAM_IS, device)
+
+
 @torch.no_grad()
 def log_likelihood(model, x: torch.Tensor, k: int = 5000, batch_size: int = 100,
                    memory_mb: float = 4.0, generator: torch.Generator | None = None,
                    progress: bool = False, refine_steps: int = 0, refine_lr: float = 0.03,
-                   refine_samples: int = 8) -> torch.Tensor:
+                   refine_samples: int = 8, seed: int | None = None,
+                   first_index: int = 0) -> torch.Tensor:
     """Per-example importance-sampled ``log p(x)`` estimates with ``k`` samples, shape (N,).
-    ``refine_steps > 0`` first refines each example's proposal (:func:`refine_posterior`)."""
+    ``refine_steps > 0`` first refines each example's proposal (:func:`refine_posterior`).
+
+    Noise: with ``seed``, batch ``b`` of ``batch_size`` rows draws from
+    :func:`block_noise` keyed by its global block ``(first_index + b B) / B`` (``x`` is
+    rows ``first_index, ...`` of a larger set; ``first_index`` a multiple of ``batch_size``),
+    so any sharding along block boundaries gives the same numbers; else one ``generator``.
+    """
     if k < 1:
         raise ValueError(f"k must be a positive number of importance samples, got {k}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive number of examples, got {batch_size}")
+    if seed is not None and (first_index % batch_size or generator is not None):
+        raise ValueError(f"seed-keyed noise needs first_index ({first_index}) to be a multiple "
+                         f"of batch_size ({batch_size}) and no generator")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    noise = MonteCarlo(generator)
     # a chunk of c samples for a batch of B examples holds about c * B * D floats (decoder output)
     chunk = max(1, min(k, int(memory_mb * 2**20 / (4 * batch_size * x.shape[1] * 3))))
     out = torch.empty(x.shape[0], dtype=torch.float64)
     bar = tqdm(total=x.shape[0], disable=not progress, desc=f"log p(x), k={k}", unit="ex")
+    noise = MonteCarlo(generator)
     for start in range(0, x.shape[0], batch_size):
         xb = x[start:start + batch_size].to(device)
+        noise = _batch_noise(seed, noise.generator, first_index, start, batch_size, device)
         q = model.encode(xb)  # once per batch, not once per chunk
         if refine_steps:
             q = refine_posterior(model, xb, q, refine_steps, refine_lr, refine_samples, noise)
@@ -178,6 +205,8 @@ def evaluate_elbo(model, x: torch.Tensor, num_samples: int = 16, batch_size: int
 def posterior_means(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """``E_q[z|x]`` for every row of ``x``, shape (N, L)."""
     device = next(model.parameters()).device
+    if x.shape[0] == 0:  # e.g. a process with no rows of a small set
+        return torch.zeros(0, model.latent_dim)
     return torch.cat([model.encode(x[s:s + batch_size].to(device)).mean.cpu()
                       for s in range(0, x.shape[0], batch_size)])
 
@@ -187,20 +216,47 @@ def active_units(means: torch.Tensor, threshold: float = 0.01) -> int:
     return int((means.double().var(dim=0) > threshold).sum())
 
 
+@torch.no_grad()
+def elbo_block_sums(model, x: torch.Tensor, num_samples: int = 16, batch_size: int = 100,
+                    seed: int = 0, first_index: int = 0) -> torch.Tensor:
+    """Per-block sums of (ELBO, recon, KL) over examples, shape (blocks, 3), float64; block
+    ``b`` draws its noise from :func:`block_noise` keyed by its global index."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    sums = torch.zeros(-(-x.shape[0] // batch_size), 3, dtype=torch.float64)
+    for i, start in enumerate(range(0, x.shape[0], batch_size)):
+        xb = x[start:start + batch_size].to(device)
+        noise = block_noise(seed, (first_index + start) // batch_size, STREAM_ELBO, device)
+        out = elbo(model, xb, num_samples=num_samples, noise=noise)
+        sums[i] = torch.stack([out.elbo, out.recon, out.kl]).double().cpu() * xb.shape[0]
+    model.train(was_training)
+    return sums
+
+
 def evaluate(model, x: torch.Tensor, k: int = 5000, batch_size: int = 100, seed: int = 0,
              elbo_samples: int = 16, progress: bool = False,
              refine_steps: int = 0) -> dict[str, Any]:
-    """Everything ``reparam evaluate`` reports, in nats (NLL = -log p(x), positive)."""
-    device = next(model.parameters()).device
-    ll = log_likelihood(model, x, k=k, batch_size=batch_size, progress=progress,
-                        generator=torch.Generator(device).manual_seed(seed),
-                        refine_steps=refine_steps)
-    nll = -ll
-    bound = evaluate_elbo(model, x, elbo_samples, generator=torch.Generator(device).manual_seed(seed))
+    """Everything ``reparam evaluate`` reports, in nats (NLL = -log p(x), positive).
+
+    Under ``torchrun`` (an initialized process group) each rank evaluates its own whole
+    blocks of ``batch_size`` rows (:func:`reparam.parallel.split_blocks`; only those rows of
+    ``x`` are read) and the per-example values are gathered exactly: every example's noise
+    is keyed by ``(seed, its block)``, so the result is the single-process one, on every rank.
+    """
+    n = x.shape[0]
+    part = split_blocks(n, batch_size)
+    mine = x.narrow(0, part.start, part.size)
+    ll = log_likelihood(model, mine, k=k, batch_size=batch_size, progress=progress and is_main(),
+                        seed=seed, first_index=part.start, refine_steps=refine_steps)
+    nll = -gather_rows(ll, part.start, n)
+    blocks = elbo_block_sums(model, mine, elbo_samples, batch_size, seed, part.start)
+    elbo_, recon, kl = (gather_rows(blocks, part.start // batch_size, -(-n // batch_size)).sum(0)
+                        / n).tolist()
+    means = gather_rows(posterior_means(model, mine), part.start, n)
     return {
-        "nll": float(nll.mean()), "nll_stderr": float(nll.std() / math.sqrt(len(nll))),
-        "k": k, "refine_steps": refine_steps, "num_examples": int(x.shape[0]), "elbo": bound["elbo"],
-        "recon": bound["recon"], "kl": bound["kl"],
-        "active_units": active_units(posterior_means(model, x)),
+        "nll": float(nll.mean()), "nll_stderr": float(nll.std() / math.sqrt(n)),
+        "k": k, "refine_steps": refine_steps, "num_examples": int(n), "elbo": elbo_,
+        "recon": recon, "kl": kl, "active_units": active_units(means),
         "latent_dim": int(model.latent_dim), "units": "nats per example",
     }

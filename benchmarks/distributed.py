@@ -1,0 +1,115 @@
+"""Distributed throughput: sharded importance-sampled evaluation with 1, 2, ... processes.
+
+Each row launches ``torchrun --nproc-per-node N`` on 127.0.0.1 (gloo on CPU, nccl with one
+process per GPU on CUDA) running this script's worker, which loads the run, waits at a
+barrier, times ``reparam.vae.evaluation.evaluate`` (the code of ``reparam evaluate``)
+and reports examples / s from rank 0; process start-up and loading are not timed. The
+NLL must be the same in every row (per-example noise). Scaling efficiency is
+``rate_N / (N rate_1)``. Training rows come with the torchrun training launcher.
+
+    python benchmarks/distributed.py [--run-dir RUN] [--procs 1 2] [--k 1000] [--examples 300]
+           [--device cpu|cuda] [--threads 1]
+
+Without ``--run-dir`` a digits run (MLP 64-64, latent 8, 5 epochs) is trained in a
+temporary folder first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def worker(args: argparse.Namespace) -> None:
+    from reparam import parallel
+    from reparam.vae.evaluation import evaluate
+    from reparam.vae.training import load_run
+
+    with parallel.session(args.device) as device:
+        _, model, data = load_run(args.run_dir, str(device))
+        x = data.test[:args.examples] if args.examples else data.test
+        parallel.barrier()
+        t0 = time.perf_counter()
+        result = evaluate(model, x, k=args.k, batch_size=args.batch_size, seed=0)
+        parallel.barrier()
+        seconds = time.perf_counter() - t0
+        if parallel.is_main():
+            print("RESULT " + json.dumps({"seconds": seconds, "n": int(x.shape[0]),
+                                          "nll": result["nll"], "stderr": result["nll_stderr"]}))
+
+
+def _env(threads: int) -> dict[str, str]:
+    path = os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": str(threads)}
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(nproc: int, args: argparse.Namespace) -> dict[str, float]:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
+           "--master-addr", "127.0.0.1", "--master-port", str(_port()), __file__, "--worker",
+           "--run-dir", str(args.run_dir), "--k", str(args.k), "--examples", str(args.examples),
+           "--batch-size", str(args.batch_size), "--device", args.device]
+    done = subprocess.run(cmd, env=_env(args.threads), capture_output=True, text=True,
+                          timeout=3600)
+    if done.returncode:
+        raise SystemExit(f"torchrun with {nproc} processes failed:\n{done.stderr[-3000:]}")
+    line = next(v for v in done.stdout.splitlines() if v.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+def train_tiny(folder: Path) -> Path:
+    out = folder / "run"
+    subprocess.run([sys.executable, "-m", "reparam", "train", "--epochs", "5", "--hidden", "64",
+                    "64", "--latent-dim", "8", "--out", str(out), "--quiet"],
+                   env=_env(1), check=True, capture_output=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--run-dir", type=Path, default=None)
+    parser.add_argument("--procs", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--k", type=int, default=1000)
+    parser.add_argument("--examples", type=int, default=300, help="test examples (0: all)")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="OMP threads per process")
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.run_dir is None:
+            args.run_dir = train_tiny(Path(tmp))
+        rows = {n: launch(n, args) for n in args.procs}
+    print(f"sharded IS evaluation, k={args.k}, {rows[args.procs[0]]['n']} examples, "
+          f"device {args.device}, {args.threads} thread(s) per process; torch {torch.__version__}")
+    base = rows[args.procs[0]]
+    rate0 = base["n"] / base["seconds"] / args.procs[0]
+    print(f"{'processes':>9}{'examples/s':>12}{'speed-up':>10}{'efficiency':>12}{'NLL':>12}")
+    for n, r in rows.items():
+        rate = r["n"] / r["seconds"]
+        print(f"{n:>9}{rate:>12.1f}{rate / (rate0 * args.procs[0]):>10.2f}"
+              f"{rate / (n * rate0):>12.2f}{r['nll']:>12.6f}")
+    if len({r["nll"] for r in rows.values()}) != 1:
+        raise SystemExit("the NLL differs between process counts")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Memory-mapped splits: data larger than memory, read row by row on demand.
+
+A ``.npy`` file opened with ``np.load(path, mmap_mode="r")`` costs no memory until rows are
+read; :class:`MappedRows` stands in for a split's (N, D) float32 tensor: indexing it (an
+int, a slice, an index array or tensor) reads only those rows from the file and returns
+them as a float32 tensor in [0, 1]; :meth:`MappedRows.narrow` takes a lazy contiguous part
+(a process's shard) without reading anything. So a process that evaluates its shard, or
+takes its slice of each global batch, touches only its own rows' pages.
+
+Scale of a mapped array is set by its dtype alone (reading every value to find the
+maximum would touch the whole file): ``bool`` is 0/1, integers are 0..255 (divided by 255),
+floats must hold values in [0, 1]. Values are checked on every read (finite, in range).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+
+def rows_to_unit(block: np.ndarray, source: str, scale: float) -> np.ndarray:
+    """float32 ``block / scale``, checked to lie in [0, 1] (finite) without a float64 copy."""
+    x = np.array(block, dtype=np.float32)  # a copy: never a tensor aliasing the read-only map
+    if scale != 1.0:
+        if block.dtype.kind in "iu" and (block.min() < 0 or block.max() > scale):
+            raise ValueError(f"{source}: integer values must lie in 0..255, got range "
+                             f"[{block.min()}, {block.max()}]")
+        return x / np.float32(scale)
+    lo, hi = float(x.min()), float(x.max())  # nan propagates into both
+    if not (lo >= 0 and hi <= 1):
+        raise ValueError(f"{source}: values must be finite and in [0, 1] (a float array), "
+                         f"got range [{lo:g}, {hi:g}]")
+    return x
+
+
+def mapped_scale(array: np.ndarray, source: str) -> float:
+    """1 for bool and float arrays, 255 for integer ones (see the module docstring)."""
+    kinds = {"b": 1.0, "f": 1.0, "u": 255.0, "i": 255.0}
+    if array.dtype.kind not in kinds:
+        raise ValueError(f"{source}: expected a numeric array, got dtype {array.dtype}")
+    return kinds[array.dtype.kind]
+
+
+class MappedRows:
+    """Rows ``rows`` (all when ``None``) of a memory-mapped array of examples (N, ...), read
+    on access as float32 rows of ``D`` values in (C, H, W) order, ``x / scale``, thresholded
+    at 0.5 when ``threshold``. Duck-types the (N, D) tensor of a :class:`Dataset` split for
+    ``len``, ``shape``, ``dtype``, indexing and ``narrow(0, start, length)``."""
+
+    dtype = torch.float32
+
+    def __init__(self, array: np.ndarray, source: str, *, rows: np.ndarray | None = None,
+                 channels_last: bool = False, threshold: bool = False,
+                 scale: float | None = None) -> None:
+        self.array, self.source, self.rows = array, source, rows
+        self.channels_last, self.threshold = channels_last, threshold
+        self.scale = mapped_scale(array, source) if scale is None else scale
+
+    def __len__(self) -> int:
+        return len(self.array) if self.rows is None else len(self.rows)
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((len(self), math.prod(self.array.shape[1:])))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the file that the rows cover (what reading them all would touch)."""
+        return len(self) * math.prod(self.array.shape[1:]) * self.array.dtype.itemsize
+
+    def narrow(self, dim: int, start: int, length: int) -> MappedRows:
+        """Rows ``[start, start + length)`` without reading them (as ``Tensor.narrow``)."""
+        if dim != 0 or length < 0 or not 0 <= start <= start + length <= len(self):
+            raise ValueError(f"narrow: rows [{start}, {start + length}) of dim {dim} are out of "
+                             f"range for {len(self)} rows (only dim 0)")
+        array, rows = self.array, self.rows
+        if rows is None:
+            array = array[start:start + length]  # a view of the map, nothing read
+        else:
+            rows = rows[start:start + length]
+        return MappedRows(array, self.source, rows=rows, channels_last=self.channels_last,
+                          threshold=self.threshold, scale=self.scale)
+
+    def __getitem__(self, index) -> torch.Tensor:
+        if isinstance(index, torch.Tensor):
+            index = index.cpu().numpy()
+        single = isinstance(index, (int, np.integer))
+        if isinstance(index, slice):
+            block = self.array[index] if self.rows is None else self.array[self.rows[index]]
+        else:  # an index array: numpy reads exactly those rows of the map
+            idx = np.atleast_1d(np.asarray(index))
+            block = self.array[idx if self.rows is None else self.rows[idx]]
+        if len(block) == 0:
+            return torch.zeros(0, self.shape[1])
+        x = np.moveaxis(block, -1, 1) if self.channels_last else block
+        x = rows_to_unit(x, self.source, self.scale).reshape(len(x), -1)
+        out = torch.from_numpy(x >= 0.5).float() if self.threshold else torch.from_numpy(x)
+        return out[0] if single else out
+
+    def to(self, *args, **kwargs) -> torch.Tensor:
+        """All rows as a tensor (reads the whole split: meant for small ones)."""
+        return self[:].to(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"MappedRows({self.source}, {len(self)} rows of {self.shape[1]})"
