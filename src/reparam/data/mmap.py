@@ -15,6 +15,7 @@ floats must hold values in [0, 1]. Values are checked on every read (finite, in 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -99,7 +100,7 @@ class MappedRows:
         out = torch.from_numpy(x >= 0.5).float() if self.threshold else torch.from_numpy(x)
         return out[0] if single else out
 
-    def to(self, *args, **kwargs) -> torch.Tensor:
+    def to(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         """All rows as a tensor (reads the whole split: meant for small ones)."""
         return self[:].to(*args, **kwargs)
 

@@ -21,7 +21,7 @@ from ._base import CostFn, Estimator, check_num_samples, costs_of, draw, sum_to_
 
 
 def log_weights_of(f: CostFn, dist: Distribution, z: torch.Tensor, num_samples: int,
-                   log_prob=None) -> torch.Tensor:
+                   log_prob: CostFn | None = None) -> torch.Tensor:
     """``log w_k = -f(z_k) - log q(z_k)``, shape ``(K, *rest)``; ``log_prob(z)`` (default
     ``dist.log_prob``) is summed over the dims beyond ``rest``."""
     log_q = (log_prob or dist.log_prob)(z)

@@ -10,7 +10,7 @@ from ._base import CostFn, Estimator, check_num_samples, costs_of, draw, sum_to_
 from ._views import detach_params
 
 
-def log_prob_detached(dist, z: torch.Tensor) -> torch.Tensor:
+def log_prob_detached(dist: Distribution, z: torch.Tensor) -> torch.Tensor:
     """``log q(z)`` with ``dist``'s parameters cut from the graph (``z`` stays attached):
     ``detach_params(dist).log_prob(z)``, or ``dist.log_prob_detached(z)`` for a composite
     posterior that is not a parametric family (it cuts its own networks' weights)."""
