@@ -20,13 +20,17 @@ from collections.abc import Callable
 
 from ._base import Estimator
 from ._views import detach_params, parameters, rebuild
+from .arm import ARM, DisARM, DisARMIW
 from .auto import Auto
 from .baselines import EMA, Baseline, ControlVariate, Learned, LeaveOneOut
 from .dreg import DReG
 from .measure_valued import MeasureValued
 from .pathwise import Pathwise
+from .rebar import REBAR, RELAX
+from .relaxation import GumbelSoftmax, StraightThrough
 from .score_function import ScoreFunction
 from .stl import STL
+from .vimco import VIMCO
 
 ESTIMATORS: dict[str, Callable[[], Estimator]] = {
     "pathwise": Pathwise,
@@ -39,6 +43,16 @@ ESTIMATORS: dict[str, Callable[[], Estimator]] = {
     "stl": STL,
     "dreg": DReG,
     "auto": Auto,
+    # discrete latents (Bernoulli / one-hot categorical; docs/estimators.md)
+    "rloo": lambda: ScoreFunction(LeaveOneOut()),
+    "vimco": VIMCO,
+    "arm": ARM,
+    "disarm": DisARM,
+    "disarm-iw": DisARMIW,
+    "rebar": REBAR,
+    "relax": RELAX,
+    "gumbel": GumbelSoftmax,
+    "straight-through": StraightThrough,
 }
 
 
@@ -54,4 +68,5 @@ __all__ = [
     "Estimator", "Pathwise", "ScoreFunction", "MeasureValued", "STL", "DReG", "Auto",
     "Baseline", "EMA", "LeaveOneOut", "Learned", "ControlVariate",
     "detach_params", "parameters", "rebuild", "ESTIMATORS", "get",
+    "VIMCO", "ARM", "DisARM", "DisARMIW", "REBAR", "RELAX", "GumbelSoftmax", "StraightThrough",
 ]
