@@ -101,3 +101,12 @@ def test_categorical_density_entropy_kl():
     assert torch.allclose(td.kl_divergence(c, other), kl)
     u = torch.rand(3, 2, 4, dtype=F64)
     assert torch.equal(c.from_uniform(u), (CAT_LOGITS - torch.log(-torch.log(u))).argmax(-1))
+
+
+def test_bernoulli_kl_broadcasts_and_survives_extreme_logits():
+    q = Bernoulli(logits=torch.tensor([[-40.0, 0.0, 40.0]] * 4, dtype=F64))
+    prior = Bernoulli(logits=torch.tensor([0.5, -0.5, 1.0], dtype=F64))
+    kl = td.kl_divergence(q, prior)
+    assert kl.shape == (4, 3) and torch.isfinite(kl).all()
+    want = td.kl_divergence(td.Bernoulli(logits=q.logits[0]), td.Bernoulli(logits=prior.logits))
+    assert torch.allclose(kl[0], want, atol=1e-12)

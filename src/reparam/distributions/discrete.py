@@ -2,9 +2,9 @@ r"""Discrete latents whose samples come from a noise source: Bernoulli and categ
 
 Drop-ins for torch's namesakes (same constructor, ``log_prob``, ``entropy``, ``expand``
 and KL pairs: torch's ``register_kl`` entries for the parents apply through the class
-hierarchy). Only the sampler differs: ``sample(sample_shape, noise=None)`` asks a
-:mod:`reparam.noise` source for standard uniforms ``u`` and maps them through
-:meth:`from_uniform`,
+hierarchy; the Bernoulli pair has its own log-space, broadcasting KL). Only the sampler
+differs: ``sample(sample_shape, noise=None)`` asks a :mod:`reparam.noise` source for
+standard uniforms ``u`` and maps them through :meth:`from_uniform`,
 
 - Bernoulli: ``b = 1[u < sigmoid(logits)]`` (inverse CDF), so antithetic uniforms
   ``(u, 1 - u)`` give the coupled pairs of ARM / DisARM;
@@ -28,7 +28,7 @@ from torch import distributions as td
 
 from .. import noise as _noise
 
-__all__ = ["Bernoulli", "Categorical", "OneHotCategorical", "gumbel"]
+__all__ = ["Bernoulli", "Categorical", "OneHotCategorical", "gumbel", "kl_bernoulli_bernoulli"]
 
 
 def gumbel(u: torch.Tensor) -> torch.Tensor:
@@ -58,6 +58,16 @@ class Bernoulli(td.Bernoulli):
         with torch.no_grad():
             u = _uniform(self.noise_shape(sample_shape), noise, self.probs)
             return self.from_uniform(u)
+
+
+@td.register_kl(Bernoulli, Bernoulli)
+def kl_bernoulli_bernoulli(p: Bernoulli, q: Bernoulli) -> torch.Tensor:
+    r"""``KL = s(a) (log s(a) - log s(b)) + s(-a) (log s(-a) - log s(-b))`` (``a``, ``b`` the
+    logits, ``s`` the sigmoid) in log space; broadcasts (torch's Bernoulli KL does not
+    broadcast its batch shapes)."""
+    a, b = p.logits, q.logits
+    return (torch.sigmoid(a) * (F.logsigmoid(a) - F.logsigmoid(b))
+            + torch.sigmoid(-a) * (F.logsigmoid(-a) - F.logsigmoid(-b)))
 
 
 class Categorical(td.Categorical):
