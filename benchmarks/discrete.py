@@ -53,6 +53,10 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--checkpoint-every", type=int, default=1000)
     p.add_argument("--variance-repeats", type=int, default=20)
     p.add_argument("--bound-k", type=int, default=100)
+    p.add_argument("--bound-examples", type=int, default=None,
+                   help="test images (seeded subset) for the final bound; default all 10,000")
+    p.add_argument("--curve-examples", type=int, default=1000,
+                   help="test images for the bound at each evaluation along training")
     p.add_argument("--nll-k", type=int, default=5000)
     p.add_argument("--nll-examples", type=int, default=500,
                    help="test images (seeded random subset) for the k = --nll-k NLL")
@@ -66,7 +70,8 @@ def _config(args, arch: str, name: str, steps: int, seconds: float | None) -> Ru
                      batch_size=args.batch_size, lr=args.lr, prior_lr=args.prior_lr,
                      iw_k=args.iw_k, eval_every=args.eval_every,
                      checkpoint_every=args.checkpoint_every,
-                     variance_repeats=args.variance_repeats, seed=args.seed)
+                     variance_repeats=args.variance_repeats,
+                     curve_examples=args.curve_examples, seed=args.seed)
 
 
 def _phase(args, data, arch: str, steps: int, seconds: float | None, tag: str) -> dict:
@@ -76,7 +81,8 @@ def _phase(args, data, arch: str, steps: int, seconds: float | None, tag: str) -
         cfg = _config(args, arch, name, steps, seconds)
         model, history = train_run(cfg, data, run_dir)
         final = final_eval(model, data, run_dir, bound_k=args.bound_k, nll_k=args.nll_k,
-                           nll_examples=args.nll_examples, seed=args.seed)
+                           nll_examples=args.nll_examples, seed=args.seed,
+                           bound_examples=args.bound_examples)
         rows[name] = {"history": history, **final}
         last = history[-1]
         print(f"[{arch} {tag}] {name}: step {last['step']}, train ELBO {final['train_elbo']:.2f}, "

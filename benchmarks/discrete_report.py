@@ -24,7 +24,8 @@ def _at_seconds(history: list[dict], budget: float) -> dict:
 def _steps_table(arch: str, rows: dict, cfg: dict) -> list[str]:
     out = [f"\n### {arch}: same number of steps ({cfg['steps']}, batch {cfg['batch_size']})\n",
            "| estimator | train ELBO (all 50k) | test bound k=" + str(cfg["bound_k"])
-           + f" (10k) | test NLL k={cfg['nll_k']} ({cfg['nll_examples']} imgs) | "
+           + f" ({cfg.get('bound_examples') or 10000} imgs) | test NLL k={cfg['nll_k']} "
+           f"({cfg['nll_examples']} imgs) | "
            + " | ".join(f"log10 enc. var @ {r['step']}" for r in next(iter(rows.values()))
                         ["history"]) + " | ms / step | steps / s | ms / step vs rloo |",
            "|---" * (7 + len(next(iter(rows.values()))["history"])) + "|"]
@@ -39,7 +40,7 @@ def _steps_table(arch: str, rows: dict, cfg: dict) -> list[str]:
     return out
 
 
-def _budget_table(arch: str, entry: dict) -> list[str]:
+def _budget_table(arch: str, entry: dict, cfg: dict) -> list[str]:
     if "budget" in entry:
         rows = entry["budget"]
         out = [f"\n### {arch}: same wall-clock budget (fresh runs)\n",
@@ -53,12 +54,13 @@ def _budget_table(arch: str, entry: dict) -> list[str]:
     budget = min(r["history"][-1]["seconds"] for r in rows.values())
     out = [f"\n### {arch}: same wall-clock budget ({budget:.0f} training seconds, the fastest "
            "run's total; each curve read at its last evaluation within it)\n",
-           "| estimator | steps | train ELBO (5k subset) | test bound k=100 (1k subset) |",
+           "| estimator | steps | train ELBO (5k subset) | test bound k=100 "
+           f"({cfg.get('curve_examples', 1000)} imgs) |",
            "|---|---|---|---|"]
     for name, r in rows.items():
         h = _at_seconds(r["history"], budget)
         out.append(f"| {name} | {h['step']} | {h['train_elbo_5k']:.2f} | "
-                   f"{h['test_bound100_1k']:.2f} |")
+                   f"{h['test_bound100']:.2f} |")
     return out
 
 
@@ -71,7 +73,7 @@ def markdown(result: dict) -> str:
            "test NLL = -log p(x) estimate (lower is better).", PUBLISHED]
     for arch, entry in result["archs"].items():
         out += _steps_table(arch, entry["steps"], cfg)
-        out += _budget_table(arch, entry)
+        out += _budget_table(arch, entry, cfg)
     return "\n".join(out) + "\n"
 
 
@@ -83,7 +85,8 @@ def figures(result: dict, out_dir: Path) -> list[Path]:
         for ax, (arch, entry) in zip(axes[0], archs.items(), strict=True):
             for name, r in entry["steps"].items():
                 h = r["history"][1:] or r["history"]
-                ax.plot([x[key] for x in h], [x["train_elbo_5k"] for x in h], label=name)
+                ax.plot([x[key] for x in h], [x["train_elbo_5k"] for x in h], marker=".",
+                        label=name)
             ax.set_xlabel(label)
             ax.set_ylabel("train ELBO (5k subset, nats)")
             ax.set_title(arch)

@@ -132,6 +132,7 @@ def discrete_markdown(result: dict) -> str:
 def discrete_figure(result: dict, path) -> object:
     """Left: total variance per estimator and problem (log); right: relaxation bias vs T."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -140,9 +141,12 @@ def discrete_figure(result: dict, path) -> object:
     fig, axes = plt.subplots(1, len(problems) + 1, figsize=(4.2 * (len(problems) + 1), 3.8))
     for ax, pname in zip(axes, problems, strict=False):
         sel = [r for r in result["rows"] if r["problem"] == pname]
-        ax.barh([r["estimator"] for r in sel], [r["total_variance"] for r in sel],
-                color=["C3" if r["biased"] else "C0" for r in sel])
+        ax.scatter([r["total_variance"] for r in sel], range(len(sel)),
+                   c=["C3" if r["biased"] else "C0" for r in sel])
+        ax.set_yticks(range(len(sel)), [r["estimator"] for r in sel], fontsize=8)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.grid(alpha=0.3, which="both")
         ax.set_title(pname, fontsize=9)
         ax.set_xlabel("total variance (red: biased)")
     ax = axes[-1]
