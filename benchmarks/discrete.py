@@ -2,6 +2,7 @@
 
     python benchmarks/discrete.py --data-dir /work/shared/data --out runs/discrete \
         --arch linear nonlinear --steps 3000
+    python benchmarks/discrete.py --data-dir /work/shared/data --timing 20   # ms / step only
 
 Recipe (DisARM paper, Dong et al. 2020): batch 50, Adam 1e-4 for the encoder and decoder,
 SGD 1e-2 for the prior logits, encoder input centred by the training mean, decoder bias at
@@ -30,7 +31,7 @@ from reparam.data.amat import load_binarized_mnist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from discrete_report import figures, markdown  # noqa: E402
-from discrete_run import RunConfig, final_eval, train_run  # noqa: E402
+from discrete_run import RunConfig, final_eval, time_steps, train_run  # noqa: E402
 
 ESTIMATORS = ("score-ema", "rloo", "score-nvil", "vimco", "arm", "disarm", "disarm-iw",
               "rebar", "relax", "gumbel", "straight-through")
@@ -60,6 +61,9 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--nll-k", type=int, default=5000)
     p.add_argument("--nll-examples", type=int, default=500,
                    help="test images (seeded random subset) for the k = --nll-k NLL")
+    p.add_argument("--timing", type=int, default=0, metavar="STEPS",
+                   help="only time STEPS steps per estimator per round, interleaved, and exit")
+    p.add_argument("--timing-rounds", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
@@ -91,10 +95,28 @@ def _phase(args, data, arch: str, steps: int, seconds: float | None, tag: str) -
     return rows
 
 
+def _timing(args, data) -> int:
+    print(f"ms per training step, median of {args.timing_rounds} interleaved rounds of "
+          f"{args.timing} steps, batch {args.batch_size}, {args.threads} thread(s)\n")
+    print("| estimator | " + " | ".join(f"{a} ms | {a} vs rloo" for a in args.arch) + " |")
+    print("|---" * (1 + 2 * len(args.arch)) + "|")
+    cols = {a: time_steps(data, a, args.estimators, args.timing, args.timing_rounds,
+                          _config(args, a, "rloo", 0, None)) for a in args.arch}
+    for name in args.estimators:
+        cells = []
+        for a in args.arch:
+            ref = cols[a].get("rloo", float("nan"))
+            cells += [f"{cols[a][name]:.1f}", f"{cols[a][name] / ref:.2f}"]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse(argv)
     torch.set_num_threads(args.threads)
     data = load_binarized_mnist(args.data_dir, download=args.data_dir is None)
+    if args.timing:
+        return _timing(args, data)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = {"config": vars(args), "machine": f"{platform.processor() or platform.machine()}, "

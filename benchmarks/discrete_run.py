@@ -239,3 +239,29 @@ def final_eval(model, data, run_dir: Path, bound_k: int, nll_k: int, nll_example
     metrics["eval_seconds"] = time.perf_counter() - t0
     runs.write_json(path, {"key": key, "metrics": metrics})
     return metrics
+
+
+def time_steps(data, arch: str, names: list[str], steps: int, rounds: int, cfg: RunConfig) -> dict:
+    """Median milliseconds per training step of each estimator, interleaved: ``rounds``
+    rounds, each timing ``steps`` steps of every estimator in turn on the same batches."""
+    torch.manual_seed(cfg.seed)
+    runs_ = {}
+    for name in names:
+        c = RunConfig(**{**asdict(cfg), "arch": arch, "estimator": name})
+        model, opts, est = _build(c, data)
+        runs_[name] = (model, opts, est, c.num_samples(est))
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds + 1):  # round 0 warms up (lazy parts, first optimizer step)
+        for name, (model, opts, est, S) in runs_.items():
+            t0 = time.perf_counter()
+            for s in range(steps):
+                x = data.train[_batches(len(data.train), cfg.batch_size, cfg.seed, s)]
+                objective, _ = loss(model, x, est, S)
+                for opt in opts:
+                    opt.zero_grad(set_to_none=True)
+                objective.backward()
+                for opt in opts:
+                    opt.step()
+            if r:
+                times[name].append(1e3 * (time.perf_counter() - t0) / steps)
+    return {n: sorted(t)[len(t) // 2] for n, t in times.items()}
