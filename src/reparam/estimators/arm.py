@@ -41,6 +41,7 @@ class _Antithetic(Estimator):
     """``E[f]`` by the mean of all ``S`` costs; the logits get ``mean_pairs pair_gradient``."""
 
     multi_sample = False
+    discrete_only = True  # Bernoulli latents only
 
     def pair_gradient(self, b, bt, fb, fbt, u, logits):  # (S/2, *P) each
         raise NotImplementedError
@@ -104,6 +105,7 @@ class DisARMIW(Estimator):
 
     multi_sample = True
     includes_log_q = True
+    discrete_only = True
 
     def __call__(self, f: CostFn, dist: Distribution, num_samples: int = 2, *,
                  noise: NoiseSource | None = None) -> torch.Tensor:

@@ -97,6 +97,7 @@ class REBAR(Estimator):
     ``log_temperature``, ``optimizer``."""
 
     multi_sample = False
+    discrete_only = True  # Bernoulli and one-hot categorical latents
 
     def __init__(self, temperature: float = 0.5, eta: float = 1.0, lr: float = 1e-3,
                  adapt: bool = True) -> None:

@@ -45,6 +45,7 @@ class GumbelSoftmax(Estimator):
     """
 
     multi_sample = False
+    discrete_only = True  # Bernoulli and one-hot categorical latents
 
     def __init__(self, temperature: float = 0.5, straight_through: bool = False) -> None:
         if not temperature > 0:
