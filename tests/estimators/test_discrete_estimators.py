@@ -108,6 +108,20 @@ def test_bad_inputs_name_the_problem():
         get("rebar").__class__(temperature=0.0)
 
 
+def test_noise_sources_reach_the_discrete_samplers():
+    """Antithetic noise: ARM-type pairs always; VIMCO through Independent; Sobol for REBAR."""
+    from reparam.noise import Antithetic, Sobol
+    p = PROBLEMS["bernoulli4-iw3"]()
+    q = p.dist(p.replicas(6))
+    seen = []
+    get("vimco")(lambda z: seen.append(z) or p.cost(z), q, 4, noise=Antithetic())
+    b = seen[0]
+    probs = torch.sigmoid(p.logits)
+    assert not ((b[:2] + b[2:])[..., probs < 0.5] == 2).any()   # (u, 1 - u) pairs
+    out = get("rebar")(p.cost, q, 4, noise=Sobol(seed=0))
+    assert out.shape == (6,) and torch.isfinite(out).all()
+
+
 def test_registry_and_flags():
     for name in ("rloo", "vimco", "arm", "disarm", "disarm-iw", "rebar", "relax", "gumbel",
                  "straight-through"):

@@ -43,3 +43,16 @@ def one_hot_logits(dist: Distribution, who: str) -> torch.Tensor:
 def uniforms(noise: NoiseSource | None, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
     """Standard uniforms of ``shape`` from ``noise`` (default Monte Carlo)."""
     return resolve(noise).uniform(torch.Size(shape), like.dtype, like.device)
+
+
+def sample(dist: Distribution, num_samples: int, noise: NoiseSource | None) -> torch.Tensor:
+    """``num_samples`` detached draws; ``noise`` reaches a noise-aware family inside
+    ``Independent`` (whose own ``sample`` takes no noise source)."""
+    if noise is None:
+        return dist.sample((num_samples,))
+    base, _ = _unwrap(dist)
+    try:
+        return base.sample((num_samples,), noise=noise)
+    except TypeError:
+        raise ValueError(f"noise= needs a family that takes a noise source; "
+                         f"{type(base).__name__} does not") from None

@@ -8,7 +8,8 @@ import torch
 from torch.distributions import Distribution
 
 from ..noise import NoiseSource
-from ._base import CostFn, Estimator, check_num_samples, costs_of, draw, sum_to_costs
+from ._base import CostFn, Estimator, check_num_samples, costs_of, sum_to_costs
+from ._discrete import sample
 
 
 def leave_one_out_bounds(log_w: torch.Tensor) -> torch.Tensor:
@@ -36,7 +37,7 @@ class VIMCO(Estimator):
     def __call__(self, f: CostFn, dist: Distribution, num_samples: int = 2, *,
                  noise: NoiseSource | None = None) -> torch.Tensor:
         K = check_num_samples(num_samples, 2)
-        z = draw(dist, K, noise, reparameterized=False).detach()
+        z = sample(dist, K, noise).detach()
         costs = costs_of(f, z, K)
         log_q = sum_to_costs(dist.log_prob(z), costs)
         log_w = -costs - log_q
