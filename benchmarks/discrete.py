@@ -12,8 +12,11 @@ estimators. ``--batch-size 24`` and ``--lr`` give the REBAR/RELAX recipe instead
 Each (arch, estimator) run lives in ``OUT/ARCH/ESTIMATOR`` and is resumable: the same
 command continues from ``checkpoint.safetensors`` (every ``--checkpoint-every`` steps,
 written atomically: model, Adam moments, RNG, the estimator's tensors). Prints two tables:
-the same number of steps, and the same wall-clock budget (each curve read at the training
-time of the fastest run, or a fresh ``--budget-seconds`` run per estimator). Writes
+the same number of steps, and the same wall-clock budget (each curve read where its
+training time reaches the fastest run's total, or a fresh ``--budget-seconds`` run per
+estimator). On a shared machine run ``--timing`` first with the same ``--out``: its
+interleaved ms / step (``timing.json``) then prices the steps instead of the runs' own
+clocks. Writes
 ``discrete_steps.png``, ``discrete_seconds.png``, ``discrete.json`` and ``discrete.md``.
 """
 
@@ -102,6 +105,8 @@ def _timing(args, data) -> int:
     print("|---" * (1 + 2 * len(args.arch)) + "|")
     cols = {a: time_steps(data, a, args.estimators, args.timing, args.timing_rounds,
                           _config(args, a, "rloo", 0, None)) for a in args.arch}
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "timing.json").write_text(json.dumps(cols, indent=1))
     for name in args.estimators:
         cells = []
         for a in args.arch:
@@ -127,6 +132,8 @@ def main(argv=None) -> int:
             tag = f"{args.budget_seconds:g}s"
             entry["budget"] = _phase(args, data, arch, 10**12, args.budget_seconds, tag)
         result["archs"][arch] = entry
+    if (out / "timing.json").is_file():  # interleaved ms / step (--timing), for the budget table
+        result["timing"] = json.loads((out / "timing.json").read_text())
     (out / "discrete.json").write_text(json.dumps(result, indent=1))
     md = markdown(result)
     (out / "discrete.md").write_text(md)
