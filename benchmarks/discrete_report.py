@@ -94,10 +94,11 @@ def figures(result: dict, out_dir: Path) -> list[Path]:
         fig, axes = plt.subplots(1, len(archs), figsize=(6 * len(archs), 4), squeeze=False)
         for ax, (arch, entry) in zip(axes[0], archs.items(), strict=True):
             timing = result.get("timing", {}).get(arch)
-            for name, r in entry["steps"].items():
+            for i, (name, r) in enumerate(entry["steps"].items()):
                 h, ms = r["history"], _ms(r, timing, name)
                 xs = [x["step"] if key == "step" else x["step"] * ms / 1e3 for x in h]
-                ax.plot(xs, [x["train_elbo_5k"] for x in h], marker=".", label=name)
+                ax.plot(xs, [x["train_elbo_5k"] for x in h], marker=".", label=name,
+                        color=f"C{i % 10}", ls="-" if i < 10 else "--")
             ax.set_xlabel(label)
             ax.set_ylabel("train ELBO (5k subset, nats)")
             ax.set_title(arch)
