@@ -1,0 +1,160 @@
+"""reparam vs torch.distributions, family by family, from one table (``conformance.CASES``).
+
+Every twinned row builds the family in torch and in reparam from the same arguments and
+compares: the constructor signature, every method and property in ``READERS`` (values to
+1e-10 relative in float64, or the same error type; reparam may add a method torch lacks),
+``arg_constraints``, the error type for invalid parameters and values. Every row (twinned
+or not) checks densities outside the support (-inf / cdf 0 or 1 with validation off),
+that a density never depends on which distribution drew the sample, and that samples lie
+in the support.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import pytest
+import torch
+import torch.distributions as td
+
+import reparam.distributions as D
+from conformance import CASES, READERS, TWINNED, Case, outcome, perturbed, same_value
+
+FAMILIES = sorted({c.family for c in TWINNED})
+
+
+def _ids(cases):
+    return [c.id for c in cases]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_signature_matches_torch(family):
+    """torch's parameters come first, in torch's order, with torch's names and defaults;
+    anything reparam adds is keyword-only."""
+    ours = inspect.signature(getattr(D, family).__init__).parameters
+    theirs = inspect.signature(getattr(td, family).__init__).parameters
+    assert list(ours)[: len(theirs)] == list(theirs)
+    for name, p in theirs.items():
+        assert ours[name].kind == p.kind, name
+        if p.default is not inspect.Parameter.empty:
+            assert ours[name].default == p.default, name
+    extra = [p for n, p in ours.items() if n not in theirs]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in extra), extra
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+@pytest.mark.parametrize("case", TWINNED, ids=_ids(TWINNED))
+def test_method_matches_torch(case: Case, reader: str):
+    read = READERS[reader]
+    kind_t, theirs = outcome(lambda: read(case.build("torch"), case))
+    kind_r, ours = outcome(lambda: read(case.build("reparam"), case))
+    if kind_t == "error":
+        if kind_r == "value":  # an extra reparam has (e.g. a cdf torch cannot compute)
+            assert theirs is NotImplementedError, f"torch raised {theirs}, reparam did not"
+            return
+        assert ours is theirs, f"torch raised {theirs.__name__}, reparam {ours.__name__}"
+        return
+    assert kind_r == "value", f"torch gave {theirs}, reparam raised {ours}"
+    assert same_value(ours, theirs), f"reparam {ours} vs torch {theirs}"
+
+
+@pytest.mark.parametrize("case", TWINNED, ids=_ids(TWINNED))
+def test_arg_constraints_and_class(case: Case):
+    theirs, ours = case.build("torch"), case.build("reparam")
+    assert set(theirs.arg_constraints) <= set(ours.arg_constraints)
+    for name, c in theirs.arg_constraints.items():
+        assert type(ours.arg_constraints[name]) is type(c), name
+        assert same_value(getattr(ours, name), getattr(theirs, name)), name
+    assert isinstance(ours, getattr(td, case.family))
+    assert type(ours.support) is type(theirs.support)
+
+
+@pytest.mark.parametrize("case", [c for c in TWINNED if c.invalid], ids=_ids(
+    [c for c in TWINNED if c.invalid]))
+def test_invalid_parameters_same_error(case: Case):
+    for args, kwargs in case.invalid:
+        bad = Case(case.id, case.family, args, kwargs)
+        kind_t, err_t = outcome(lambda b=bad: b.build("torch", validate_args=True))
+        kind_r, err_r = outcome(lambda b=bad: b.build("reparam", validate_args=True))
+        assert kind_t == "error", "torch accepted it: the table is wrong"
+        assert (kind_r, err_r) == ("error", err_t)
+
+
+@pytest.mark.parametrize("case", TWINNED, ids=_ids(TWINNED))
+def test_invalid_values_same_error(case: Case):
+    """With validation on: a value outside the support, of the wrong event shape, or not a
+    tensor gives the error torch gives."""
+    bad_values = [v for v in (case.below, case.above) if v is not None]
+    bad_values += [float(case.inside.flatten()[0]), torch.zeros(5, 7, dtype=torch.float64)]
+    for value in bad_values:
+        for method in ("log_prob", "cdf"):
+            kind_t, res_t = outcome(lambda m=method, v=value: getattr(
+                case.build("torch", True), m)(v))
+            kind_r, res_r = outcome(lambda m=method, v=value: getattr(
+                case.build("reparam", True), m)(v))
+            if kind_t == "error" and res_t is NotImplementedError:
+                continue
+            assert kind_r == kind_t, (method, value, res_t, res_r)
+            if kind_t == "error":
+                assert res_r is res_t, (method, value)
+
+
+def _with_bounds(cases):
+    return [c for c in cases if c.below is not None or c.above is not None]
+
+
+@pytest.mark.parametrize("case", _with_bounds(CASES), ids=_ids(_with_bounds(CASES)))
+def test_outside_support_validation_off(case: Case):
+    """``log_prob = -inf``, ``cdf = 0`` below and ``1`` above the support (as torch)."""
+    d = case.build("reparam", validate_args=False)
+    for value, cdf_value in ((case.below, 0.0), (case.above, 1.0)):
+        if value is None:
+            continue
+        lp = d.log_prob(value)
+        assert bool((lp == -math.inf).all()), f"log_prob {lp} outside the support"
+        if d.event_shape:
+            continue
+        kind, c = outcome(lambda v=value: d.cdf(v))
+        if kind == "value":
+            assert bool((c == cdf_value).all()), f"cdf {c} at {value}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
+def test_density_ignores_the_sampler(case: Case):
+    """``q.log_prob(z)`` for ``z`` drawn from another distribution ``p`` equals
+    ``q.log_prob`` of a fresh copy of ``z`` (nothing cached on the sample is trusted)."""
+    q = case.build("reparam", validate_args=False)
+    p = perturbed(case).build("reparam", validate_args=False)
+    torch.manual_seed(1)
+    for draw in (p.rsample, p.sample):
+        z = draw((6,))
+        expected = q.log_prob(z.detach().clone())
+        assert same_value(q.log_prob(z), expected, rtol=1e-12)
+        if case.twin:
+            twin = case.build("torch", validate_args=False)
+            assert same_value(expected, twin.log_prob(z.detach().clone()), rtol=1e-9)
+
+
+EDGE = [  # float32 parameters that push samples onto the ends of the support
+    ("Beta", (torch.tensor(0.01), torch.tensor(0.01)), {}),
+    ("Beta", (torch.tensor(1e-3), torch.tensor(5.0)), {}),
+    ("Dirichlet", (torch.full((3,), 0.01),), {}),
+    ("Kumaraswamy", (torch.tensor(0.05), torch.tensor(0.05)), {}),
+    ("Gamma", (torch.tensor(1e-3), torch.tensor(1.0)), {}),
+    ("Weibull", (torch.tensor(1.0), torch.tensor(0.05)), {}),
+    ("RelaxedBernoulli", (torch.tensor(0.01),), {"logits": torch.tensor(0.0)}),
+    ("RelaxedOneHotCategorical", (torch.tensor(0.01),), {"logits": torch.zeros(3)}),
+    ("LogNormal", (torch.tensor(0.0), torch.tensor(30.0)), {}),
+]
+
+
+@pytest.mark.parametrize("family,args,kwargs", EDGE, ids=[e[0] for e in EDGE])
+def test_samples_stay_in_the_support(family, args, kwargs):
+    """Float32 samples never land where their own ``log_prob`` is infinite or NaN."""
+    torch.manual_seed(0)
+    d = getattr(D, family)(*args, **kwargs)
+    z = d.sample((10000,))
+    assert bool(d.support.check(z).all())
+    lp = d.log_prob(z)
+    assert bool(torch.isfinite(lp).all()), f"{int((~torch.isfinite(lp)).sum())} non-finite"
