@@ -9,12 +9,12 @@ from torch.distributions.kl import register_kl
 
 from ..noise import NoiseSource
 from ..special import beta_dx_dab
-from ._base import Reparameterized, TorchDensity
+from ._base import Reparameterized, TorchDensity, clamp_open
 from ._builders import broadcast_params
 from .implicit import implicit_attach, log_standard_gamma
 
 
-class Beta(TorchDensity, Reparameterized):
+class Beta(TorchDensity, Reparameterized, td.Beta):
     r"""Beta with density ``x^(a-1) (1-x)^(b-1) / B(a, b)``, ``a = concentration1``,
     ``b = concentration0``.
 
@@ -36,6 +36,9 @@ class Beta(TorchDensity, Reparameterized):
     support = constraints.unit_interval
     has_rsample = True
     reparametrized_params = ("concentration1", "concentration0")
+    concentration1 = concentration0 = None  # plain attributes here (torch's are properties)
+    _dirichlet = property(lambda self: td.Dirichlet(
+        torch.stack([self.concentration1, self.concentration0], -1), validate_args=False))
 
     def __init__(self, concentration1, concentration0, validate_args: bool | None = None):
         p = broadcast_params("Beta", concentration1=concentration1, concentration0=concentration0)
@@ -64,8 +67,9 @@ class Beta(TorchDensity, Reparameterized):
         total = torch.logaddexp(log_a, log_b)
         log_x, log_y = log_a - total, log_b - total
 
-        return implicit_attach(torch.exp(log_x), (self.concentration1, self.concentration0),
-                               lambda x, a, b: beta_dx_dab(log_x, log_y, a, b))
+        return clamp_open(implicit_attach(  # in [tiny, 1 - eps/2], as torch's samples
+            torch.exp(log_x), (self.concentration1, self.concentration0),
+            lambda x, a, b: beta_dx_dab(log_x, log_y, a, b)))
 
 
 @register_kl(Beta, Beta)

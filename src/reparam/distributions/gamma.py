@@ -9,13 +9,13 @@ from torch.distributions.kl import register_kl
 
 from .. import noise as _noise
 from ..noise import NoiseSource
-from ._base import Reparameterized, TorchDensity
+from ._base import Reparameterized, TorchDensity, clamp_open, outside_support
 from ._builders import broadcast_params
 from .implicit import implicit_log_gamma
 from .rejection import RejectionSample, rejection_rsample
 
 
-class Gamma(TorchDensity, Reparameterized):
+class Gamma(TorchDensity, Reparameterized, td.Gamma):
     r"""Gamma with density ``rate^a z^(a-1) e^(-rate z) / Gamma(a)``, ``a = concentration``.
 
     ``rsample``: ``z = G / rate`` with ``G`` from torch's Marsaglia-Tsang sampler (drawn in
@@ -63,7 +63,7 @@ class Gamma(TorchDensity, Reparameterized):
         return implicit_log_gamma(self.concentration, shape, noise) - torch.log(self.rate)
 
     def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
-        return torch.exp(self.rsample_log(sample_shape, noise))
+        return clamp_open(torch.exp(self.rsample_log(sample_shape, noise)), upper=False)
 
     def rsample_rejection(self, sample_shape=torch.Size(),
                           noise: NoiseSource | None = None) -> RejectionSample:
@@ -104,7 +104,10 @@ class Gamma(TorchDensity, Reparameterized):
 
 
     def cdf(self, value: torch.Tensor) -> torch.Tensor:
-        return torch.special.gammainc(self.concentration, self.rate * value)
+        if self._validate_args:
+            self._validate_sample(value)
+        return outside_support(self.support, value, torch.special.gammainc(
+            self.concentration, self.rate * value), cdf=True)
 
 
 @register_kl(Gamma, Gamma)

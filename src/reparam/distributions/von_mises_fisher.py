@@ -101,7 +101,11 @@ class VonMisesFisher(Reparameterized):
             - log_iv(self._nu, k)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        return self.concentration * (self.loc * value).sum(-1) + self._log_normalizer()
+        """``kappa mu^T x + log C_d(kappa)`` on the sphere; ``-inf`` off it (validation off)."""
+        if self._validate_args:
+            self._validate_sample(value)
+        lp = self.concentration * (self.loc * value).sum(-1) + self._log_normalizer()
+        return torch.where(sphere.check(value), lp, -math.inf)
 
     def entropy(self) -> torch.Tensor:
         """``H = -kappa A_d(kappa) - log C_d(kappa)``."""
