@@ -17,9 +17,9 @@ import math
 import pytest
 import torch
 import torch.distributions as td
+from conformance import CASES, READERS, TWINNED, Case, outcome, perturbed, same_value
 
 import reparam.distributions as D
-from conformance import CASES, READERS, TWINNED, Case, outcome, perturbed, same_value
 
 FAMILIES = sorted({c.family for c in TWINNED})
 

@@ -149,3 +149,4 @@ def test_unregistered_pair_raises_not_implemented():
     with pytest.raises(NotImplementedError):
         kl_divergence(td.Gumbel(0.0, 1.0), td.HalfNormal(1.0))
     assert math.isinf(float(kl_divergence(D.Normal(0.0, 1.0), D.Uniform(0.0, 1.0))))
+

@@ -10,7 +10,6 @@ import math
 
 import torch
 import torch.distributions as td
-from torch.distributions import constraints
 
 from ..noise import NoiseSource
 from ._base import Reparameterized, TwinTransforms
