@@ -182,3 +182,30 @@ def test_samples_stay_in_the_support(family, args, kwargs):
     assert bool(d.support.check(z).all())
     lp = d.log_prob(z)
     assert bool(torch.isfinite(lp).all()), f"{int((~torch.isfinite(lp)).sum())} non-finite"
+
+
+@pytest.mark.parametrize("case", TWINNED, ids=_ids(TWINNED))
+def test_validate_args_semantics(case: Case):
+    """``validate_args`` None / True / False gives torch's sample-validation flag, ``expand``
+    keeps it, and the global default is followed when it is None."""
+    for flag in (None, True, False):
+        ours, theirs = case.build("reparam", flag), case.build("torch", flag)
+        assert ours._validate_args == theirs._validate_args, flag
+        grown = ours.expand((3,) + ours.batch_shape)
+        assert grown._validate_args == ours._validate_args, flag
+    default = td.Distribution._validate_args
+    try:
+        td.Distribution.set_default_validate_args(not default)
+        assert case.build("reparam")._validate_args == case.build("torch")._validate_args
+    finally:
+        td.Distribution.set_default_validate_args(default)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
+def test_samples_in_support_with_finite_density(case: Case):
+    d = case.build("reparam", validate_args=True)
+    torch.manual_seed(3)
+    z = d.rsample((200,))
+    assert z.shape == (200,) + d.batch_shape + d.event_shape
+    assert bool(d.support.check(z).all())
+    assert bool(torch.isfinite(d.log_prob(z)).all())
