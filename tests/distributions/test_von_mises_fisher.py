@@ -92,3 +92,9 @@ def test_log_prob_refuses_a_point_off_the_sphere():
         VonMisesFisher(loc, kappa, validate_args=True).log_prob(off)
     lp = VonMisesFisher(loc, kappa, validate_args=False).log_prob(torch.stack([off, loc]))
     assert lp[0] == -math.inf and torch.isfinite(lp[1])
+
+
+def test_uniform_prior_density_is_zero_off_the_sphere():
+    u = HypersphericalUniform(3, dtype=torch.float64)
+    lp = u.log_prob(torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64))
+    assert lp[0] == -math.inf and lp[1] == pytest.approx(-math.log(4 * math.pi), rel=1e-12)

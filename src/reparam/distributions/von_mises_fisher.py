@@ -190,8 +190,11 @@ class HypersphericalUniform(Reparameterized):
         return x / x.norm(dim=-1, keepdim=True)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        return torch.full(value.shape[:-1], -_log_sphere_area(self.d), dtype=value.dtype,
-                          device=value.device)
+        """``-log |S^{d-1}|`` on the sphere, ``-inf`` off it."""
+        if self._validate_args:
+            self._validate_sample(value)
+        return torch.where(sphere.check(value), -_log_sphere_area(self.d), -math.inf).to(
+            value.dtype)
 
     def entropy(self) -> torch.Tensor:
         return torch.full(self.batch_shape, _log_sphere_area(self.d), dtype=self.dtype,
