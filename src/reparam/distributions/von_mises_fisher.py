@@ -193,8 +193,9 @@ class HypersphericalUniform(Reparameterized):
         """``-log |S^{d-1}|`` on the sphere, ``-inf`` off it."""
         if self._validate_args:
             self._validate_sample(value)
-        return torch.where(sphere.check(value), -_log_sphere_area(self.d), -math.inf).to(
-            value.dtype)
+        inside = torch.full(value.shape[:-1], -_log_sphere_area(self.d), dtype=value.dtype,
+                            device=value.device)
+        return torch.where(sphere.check(value), inside, -math.inf)
 
     def entropy(self) -> torch.Tensor:
         return torch.full(self.batch_shape, _log_sphere_area(self.d), dtype=self.dtype,
