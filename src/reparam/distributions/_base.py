@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 
@@ -130,6 +131,16 @@ def as_value(value, like: torch.Tensor) -> torch.Tensor:
     if torch.is_tensor(value):
         return value
     return torch.as_tensor(value, dtype=like.dtype, device=like.device)
+
+
+def keep_open(upper: bool = True):
+    """Decorate an ``rsample`` so that its samples go through :func:`clamp_open`."""
+    def wrap(rsample):
+        @functools.wraps(rsample)
+        def clamped(self, sample_shape=torch.Size(), noise=None):
+            return clamp_open(rsample(self, sample_shape, noise), upper)
+        return clamped
+    return wrap
 
 
 def clamp_open(x: torch.Tensor, upper: bool = True) -> torch.Tensor:

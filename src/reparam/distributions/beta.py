@@ -9,7 +9,7 @@ from torch.distributions.kl import register_kl
 
 from ..noise import NoiseSource
 from ..special import beta_dx_dab
-from ._base import Reparameterized, TorchDensity, clamp_open
+from ._base import Reparameterized, TorchDensity, keep_open
 from ._builders import broadcast_params
 from .implicit import implicit_attach, log_standard_gamma
 
@@ -60,6 +60,7 @@ class Beta(TorchDensity, Reparameterized, td.Beta):
     variance = property(lambda self: self._torch.variance)
     mode = property(lambda self: self._torch.mode)
 
+    @keep_open()  # samples in [tiny, 1 - eps/2], as torch's
     def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
         shape = self._extended_shape(torch.Size(sample_shape))
         log_a = log_standard_gamma(self.concentration1, shape, noise)
@@ -67,9 +68,8 @@ class Beta(TorchDensity, Reparameterized, td.Beta):
         total = torch.logaddexp(log_a, log_b)
         log_x, log_y = log_a - total, log_b - total
 
-        return clamp_open(implicit_attach(  # in [tiny, 1 - eps/2], as torch's samples
-            torch.exp(log_x), (self.concentration1, self.concentration0),
-            lambda x, a, b: beta_dx_dab(log_x, log_y, a, b)))
+        return implicit_attach(torch.exp(log_x), (self.concentration1, self.concentration0),
+                               lambda x, a, b: beta_dx_dab(log_x, log_y, a, b))
 
 
 @register_kl(Beta, Beta)

@@ -8,7 +8,7 @@ from torch.distributions import constraints
 from torch.distributions.kl import register_kl
 
 from ..noise import NoiseSource
-from ._base import Reparameterized, TorchDensity, clamp_open
+from ._base import Reparameterized, TorchDensity, keep_open
 from .implicit import implicit_log_gamma
 
 
@@ -58,10 +58,10 @@ class Dirichlet(TorchDensity, Reparameterized, td.Dirichlet):
         shape = self._extended_shape(torch.Size(sample_shape))
         return torch.log_softmax(implicit_log_gamma(self.concentration, shape, noise), dim=-1)
 
+    @keep_open()  # each z_k in [tiny, 1 - eps/2], as torch's samples
     def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
         shape = self._extended_shape(torch.Size(sample_shape))
-        z = torch.softmax(implicit_log_gamma(self.concentration, shape, noise), dim=-1)
-        return clamp_open(z)  # each z_k in [tiny, 1 - eps/2], as torch's samples
+        return torch.softmax(implicit_log_gamma(self.concentration, shape, noise), dim=-1)
 
 
 @register_kl(Dirichlet, Dirichlet)

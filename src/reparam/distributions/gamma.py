@@ -9,7 +9,7 @@ from torch.distributions.kl import register_kl
 
 from .. import noise as _noise
 from ..noise import NoiseSource
-from ._base import Reparameterized, TorchDensity, clamp_open, outside_support
+from ._base import Reparameterized, TorchDensity, keep_open, outside_support
 from ._builders import broadcast_params
 from .implicit import implicit_log_gamma
 from .rejection import RejectionSample, rejection_rsample
@@ -62,8 +62,9 @@ class Gamma(TorchDensity, Reparameterized, td.Gamma):
         shape = self._extended_shape(torch.Size(sample_shape))
         return implicit_log_gamma(self.concentration, shape, noise) - torch.log(self.rate)
 
+    @keep_open(upper=False)  # samples >= tiny, as torch's
     def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
-        return clamp_open(torch.exp(self.rsample_log(sample_shape, noise)), upper=False)
+        return torch.exp(self.rsample_log(sample_shape, noise))
 
     def rsample_rejection(self, sample_shape=torch.Size(),
                           noise: NoiseSource | None = None) -> RejectionSample:
