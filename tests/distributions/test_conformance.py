@@ -74,6 +74,9 @@ def test_arg_constraints_and_class(case: Case):
         assert same_value(getattr(ours, name), getattr(theirs, name)), name
     assert isinstance(ours, getattr(td, case.family))
     assert type(ours.support) is type(theirs.support)
+    for value in (case.inside, case.below, case.above):
+        if value is not None:
+            assert torch.equal(ours.support.check(value), theirs.support.check(value)), value
 
 
 @pytest.mark.parametrize("case", [c for c in TWINNED if c.invalid], ids=_ids(
