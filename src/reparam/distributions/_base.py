@@ -143,9 +143,29 @@ def keep_open(upper: bool = True):
     return wrap
 
 
+class _Clamp(torch.autograd.Function):
+    """``clamp(x, lo, hi)`` whose backward is the identity (no pass over the tensor): for a
+    sample that rounding pushed one float past a finite bound (Uniform's ``high``), whose
+    gradient before the clamp is finite."""
+
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        return x.clamp(min=lo, max=hi)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None, None
+
+
+def clamp_into(x: torch.Tensor, lo=None, hi=None) -> torch.Tensor:
+    """``clamp(x, lo, hi)`` with an identity gradient (``lo`` / ``hi``: numbers or tensors)."""
+    return _Clamp.apply(x, lo, hi)
+
+
 def clamp_open(x: torch.Tensor, upper: bool = True) -> torch.Tensor:
     """Keep samples inside the open support, as torch does: ``[tiny, 1 - eps / 2]`` (or
-    ``[tiny, inf)`` when ``upper`` is False); clamped entries get a zero gradient."""
+    ``[tiny, inf)`` when ``upper`` is False). A clamped entry gets a zero gradient, as in
+    torch (the value before the clamp underflowed, and its own gradient can be ``0 * inf``)."""
     info = torch.finfo(x.dtype)
     return x.clamp(min=info.tiny, max=1 - info.eps / 2 if upper else None)
 

@@ -12,7 +12,7 @@ import torch
 import torch.distributions as td
 
 from ..noise import NoiseSource
-from ._base import Reparameterized, TwinTransforms
+from ._base import Reparameterized, TwinTransforms, clamp_into
 from ._builders import Above, Below, LocationScale, StandardNoise, broadcast_params
 
 __all__ = ["Laplace", "Logistic", "Cauchy", "Gumbel", "Uniform", "STANDARD", "LocationScale"]
@@ -129,8 +129,8 @@ class Uniform(LocationScale, td.Uniform):
     def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
         """``low + (high - low) u``, kept below ``high`` (rounding can reach it; torch's
         density there is 0)."""
-        z = super().rsample(sample_shape, noise)
-        return torch.minimum(z, torch.nextafter(self.high, self.low))
+        return clamp_into(super().rsample(sample_shape, noise),
+                          hi=torch.nextafter(self.high, self.low))
 
     support = td.Uniform.support
     log_prob, cdf, icdf, entropy = td.Uniform.log_prob, td.Uniform.cdf, td.Uniform.icdf, \
