@@ -212,3 +212,30 @@ def test_samples_in_support_with_finite_density(case: Case):
     assert z.shape == (200,) + d.batch_shape + d.event_shape
     assert bool(d.support.check(z).all())
     assert bool(torch.isfinite(d.log_prob(z)).all())
+
+
+def test_the_reported_findings():
+    """The cases a user hit when swapping torch.distributions for reparam.distributions."""
+    cov = torch.tensor([[2.0, 0.5], [0.5, 1.0]])
+    torch.testing.assert_close(D.MultivariateNormal(torch.zeros(2), cov).covariance_matrix, cov)
+    prec = torch.linalg.inv(cov)
+    torch.testing.assert_close(D.MultivariateNormal(torch.zeros(2), precision_matrix=prec)
+                               .covariance_matrix, cov)
+    pairs = [((D.Normal, td.Normal, (0.0, 1.0)), (D.Gumbel, td.Gumbel, (0.5, 2.0))),
+             ((D.Uniform, td.Uniform, (0.0, 1.0)), (D.Beta, td.Beta, (2.0, 3.0))),
+             ((D.Normal, td.Normal, (0.0, 1.0)), (td.Laplace, td.Laplace, (0.5, 2.0)))]
+    for (p_ours, p_torch, p_args), (q_ours, q_torch, q_args) in pairs:
+        expected = td.kl_divergence(p_torch(*p_args), q_torch(*q_args))
+        assert torch.equal(td.kl_divergence(p_ours(*p_args), q_ours(*q_args)), expected)
+    alpha = torch.tensor([0.5, 2.0, 3.0])
+    torch.testing.assert_close(D.Dirichlet(alpha).mode, td.Dirichlet(alpha).mode)
+    r = D.RelaxedOneHotCategorical(torch.tensor(0.5), probs=torch.tensor([0.1, 0.2, 0.3]))
+    torch.testing.assert_close(r.probs, torch.tensor([1 / 6, 2 / 6, 3 / 6]))
+    torch.manual_seed(0)
+    x = D.Beta(torch.tensor(0.01), torch.tensor(0.01)).sample((10000,))
+    assert int(((x == 0) | (x == 1)).sum()) == 0
+    z = D.Kumaraswamy(2.0, 3.0).rsample((100,))
+    q = D.Kumaraswamy(0.5, 0.8)
+    assert torch.equal(q.log_prob(z), q.log_prob(z.clone()))
+    h = D.HalfNormal(1.0, validate_args=False)
+    assert float(h.cdf(torch.tensor(-1.0))) == 0.0 and float(h.log_prob(torch.tensor(-1.0))) == -math.inf
