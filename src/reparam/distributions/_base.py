@@ -179,8 +179,7 @@ class TorchDensity:
         if self._validate_args:
             self._validate_sample(value)
         twin = self._torch
-        if not torch.is_tensor(value):
-            value = torch.as_tensor(value, dtype=twin.mean.dtype, device=twin.mean.device)
+        value = as_value(value, twin.mean)
         return outside_support(self.support, value, twin.log_prob(value))
 
     def entropy(self) -> torch.Tensor:
