@@ -64,7 +64,7 @@ def bare_loop(x: torch.Tensor, epochs: int, seed: int = 0) -> float:
     return x.shape[0] * epochs / (time.perf_counter() - t0)
 
 
-def reparam_train(data, epochs: int, compile: bool = False, fused: bool = True,
+def reparam_train(data, epochs: int, compile: bool = False, fused: bool | None = None,
                   bf16: bool = False) -> tuple[float, VAE]:
     """Examples / s of ``reparam.vae.train``; with ``compile`` one extra first epoch absorbs
     torch.compile's one-off compilation and only the later epochs are timed."""
@@ -72,7 +72,7 @@ def reparam_train(data, epochs: int, compile: bool = False, fused: bool = True,
                       hidden=list(HIDDEN), activation="tanh", eval_samples=1, tensorboard=False,
                       compile=compile, fused=fused, bf16=bf16)
     result = train(cfg, dataset=data, save=False, progress=False)
-    assert result.metrics["fused_step"] == (fused and not compile)
+    assert result.metrics["fused_step"] == (fused is not False and not compile)
     seconds = result.metrics["wall_time_s"] - (result.history[0]["seconds"] if compile else 0.0)
     return data.train.shape[0] * epochs / seconds, result.model
 

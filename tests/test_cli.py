@@ -50,7 +50,7 @@ def test_toml_config(tmp_path):
     "argv, message",
     [
         (["train", "--epochs", "0"], "'epochs' must be a positive integer, got 0"),
-        (["train", "--lr", "-1"], "'lr' must be a positive number"),
+        (["train", "--lr", "-1"], "'lr' must be a positive finite number"),
         (["train", "--dataset", "nope"], "unknown dataset 'nope'"),
         (["train", "--activation", "swishy"], "unknown activation 'swishy'"),
         (["train", "--device", "tpu"], "'device' must be cpu, cuda"),
@@ -116,6 +116,72 @@ def test_evaluate_sample_plot(tmp_path, capsys):
         assert (run / f"{name}.png").is_file()
 
 
+def _pixels(path):
+    with Image.open(path) as img:
+        return img.tobytes()
+
+
+def test_plot_seed_picks_the_figures_random_draws(tmp_path):
+    """`plot --seed N` draws other prior samples and examples; the default is the run's seed."""
+    run = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--hidden", "16", "--seed", "3",
+                 "--out", str(run), "--quiet"]) == 0
+    trained = {n: _pixels(run / f"{n}.png") for n in ("samples", "reconstructions")}
+    assert main(["plot", str(run)]) == 0
+    for name, pixels in trained.items():
+        assert _pixels(run / f"{name}.png") == pixels
+    assert main(["plot", str(run), "--seed", "4"]) == 0
+    seed4 = {n: _pixels(run / f"{n}.png") for n in trained}
+    for name, pixels in trained.items():
+        assert seed4[name] != pixels
+    assert main(["plot", str(run), "--seed", "4"]) == 0
+    assert {n: _pixels(run / f"{n}.png") for n in trained} == seed4
+
+
 def test_evaluate_rejects_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "is not a run directory" in capsys.readouterr().err
+
+
+def test_version_in_one_place(capsys):
+    from pathlib import Path
+
+    import reparam
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"reparam {reparam.__version__}"
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "reparam.__version__"}
+    assert "py.typed" in project["tool"]["setuptools"]["package-data"]["reparam"]
+    assert (Path(reparam.__file__).parent / "py.typed").is_file()
+
+
+def test_train_refusals_in_process(tmp_path, capsys):
+    """Bad flags and resume collisions: exit 2, the problem named, nothing written."""
+    from reparam.cli import main
+
+    for argv, message in [(["--free-bits", "-1"], "'free_bits' must be a finite number"),
+                          (["--kl", "nope"], "'kl' must be one of"),
+                          (["--posterior", "nope"], "unknown posterior"),
+                          (["--fused", "--compile"], "exclude each other"),
+                          (["--fused", "--prior", "mog"], "fused step cannot apply")]:
+        assert main(["train", *argv, "--out", str(tmp_path / "x"), "--quiet"]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "x").exists()
+    run = tmp_path / "r"
+    assert main(["train", "--epochs", "1", "--hidden", "16", "--out", str(run), "--quiet",
+                 "--no-tensorboard"]) == 0
+    before = (run / "config.json").read_bytes()
+    for argv, message in [(["--out", str(tmp_path / "y")], "conflicts with resume"),
+                          (["--dataset", "mnist"], "cannot change ['dataset']")]:
+        assert main(["train", "--resume", str(run), "--quiet", *argv]) == 2
+        assert message in capsys.readouterr().err
+        assert (run / "config.json").read_bytes() == before

@@ -83,6 +83,32 @@ def test_zero_variance_estimates_compare_exactly():
     assert not wrong.passed and math.isinf(wrong.max_abs_z)
 
 
+def test_infinite_or_nan_standard_errors_never_pass():
+    """A standard error of inf (an estimate with an infinite sample) or a nan one must not
+    turn z into 0 and pass the test."""
+    w = torch.zeros(3, requires_grad=True)
+    calls = iter(range(100))
+
+    def surrogate():  # the second estimate of coordinate 0 is inf, coordinate 1 is nan
+        i = next(calls)
+        scale = torch.tensor([math.inf if i == 1 else 1.0, math.nan if i == 1 else 1.0, 1.0])
+        return (w * scale * (1.0 + 0.01 * i)).sum()
+
+    res = check_unbiased(surrogate, {"w": w}, {"w": torch.ones(3)}, repeats=6)
+    assert not res.passed
+    assert math.isinf(float(res.z["w"][0])) and not res.z["w"][1].isfinite()
+    wide = check_unbiased(lambda: (w * 2.0).sum(), {"w": w}, {"w": torch.full((3,), 2.0)},
+                          repeats=5, reference_se={"w": torch.full((3,), math.inf)})
+    assert not wide.passed
+
+
+def test_a_nan_z_in_a_later_parameter_is_not_hidden():
+    from reparam.diagnostics import Unbiasedness
+
+    res = Unbiasedness({"a": torch.tensor([1.0]), "b": torch.tensor([math.nan])}, 5.0, None)
+    assert math.isnan(res.max_abs_z) and not res.passed
+
+
 def test_errors():
     w = torch.zeros(2)
     with pytest.raises(ValueError, match="does not require grad"):

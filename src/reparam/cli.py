@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import traceback
 import typing
 from collections.abc import Callable
 from dataclasses import fields
@@ -12,7 +14,46 @@ from pathlib import Path
 
 import torch
 
+from . import __version__
 from .config import TrainConfig
+from .errors import BadArgumentError, IncompatibleRunError, WriteError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (``reparam CMD: error: ...``) and exit status 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _int_type(name: str, low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[low, high]``, else an error naming the range."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
+    parse.__name__ = name
+    return parse
+
+
+POSITIVE = _int_type("positive", 1)
+NON_NEGATIVE = _int_type("non_negative", 0)
+SEED = _int_type("seed", 0, 2**63 - 1)
+
+
+def DEVICE(text: str) -> str:  # noqa: N802 (an argparse type)
+    """``auto`` or a device torch can parse (``cpu``, ``cuda``, ``cuda:1``, ...)."""
+    if text != "auto":
+        try:
+            torch.device(text)
+        except (RuntimeError, ValueError):
+            raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda or cuda:N, got {text!r}") from None
+    return text
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +66,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         help_text = f"{f.metadata['help']} (default: {default})"
         kwargs: dict[str, typing.Any] = {"default": argparse.SUPPRESS, "help": help_text,
                                          "dest": f.name}
-        if hint is bool:
+        if hint is bool or set(typing.get_args(hint)) == {bool, type(None)}:
             kwargs.update(action=argparse.BooleanOptionalAction)
         elif typing.get_origin(hint) is list:
             kwargs.update(nargs="+", type=typing.get_args(hint)[0], metavar="N")
@@ -43,56 +84,92 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from . import runs
     from .vae.training import train
 
-    if args.resume:
-        names = {f.name for f in fields(TrainConfig)}
-        overrides = {k: v for k, v in vars(args).items() if k in names}
-        result = train(resume=args.resume, progress=not args.quiet, **overrides)
-    else:
-        result = train(_config_from_args(args), progress=not args.quiet)
+    if args.resume and args.overwrite:
+        raise BadArgumentError("--resume and --overwrite contradict each other",
+                               hint="--resume continues the run, --overwrite replaces it")
+    if args.resume and args.config:
+        raise ValueError(f"--config and --resume exclude each other: a resumed run keeps its "
+                         f"stored config ({args.resume}/config.json); pass single flags such as "
+                         f"--epochs to extend it")
+    config = None if args.resume else _config_from_args(args)  # validated before any write
+    out = args.resume or config.out
+    with runs.open_run_dir(out, resume=bool(args.resume), overwrite=args.overwrite) as run:
+        if args.resume:
+            names = {f.name for f in fields(TrainConfig)}
+            overrides = {k: v for k, v in vars(args).items() if k in names}
+            result = train(resume=args.resume, progress=not args.quiet, **overrides)
+        else:
+            result = train(config.replace(out=str(run.path)), progress=not args.quiet)
     m = result.metrics
     print(f"run directory: {result.run_dir}")
     print(f"test ELBO {m['test_elbo']:.3f} nats (untrained {m['initial_test_elbo']:.3f}), "
           f"train ELBO {m['train_elbo']:.3f}, KL {m['test_kl']:.3f}, "
           f"{m['epochs']} epochs in {m['wall_time_s']:.1f} s")
     if args.json:
-        print(json.dumps(m, indent=2))
+        print(json.dumps(runs.strict_json(m), indent=2, allow_nan=False))
     return 0
+
+
+def _load_run(run_dir: str, device: str, data_dir: str | None = None):
+    """``load_run`` with torch's state-dict RuntimeError (weights that do not fit the model
+    of ``config.json``) turned into a named error."""
+    from .vae.training import load_run
+
+    try:
+        return load_run(run_dir, device, data_dir)
+    except RuntimeError as err:
+        if "state_dict" not in str(err):
+            raise
+        first = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), "")
+        raise IncompatibleRunError(
+            f"the weights in {run_dir} do not fit the model of its config.json ({first[:200]})",
+            hint="was config.json edited? restore its model settings, or retrain") from None
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from . import runs
     from .vae.evaluation import evaluate
-    from .vae.training import load_run
 
-    config, model, data = load_run(args.run_dir, args.device, args.data_dir)
+    config, model, data = _load_run(args.run_dir, args.device, args.data_dir)
     x = data.test
     if args.subset is not None:
+        if args.subset > x.shape[0]:
+            raise BadArgumentError(f"--subset {args.subset} exceeds the {x.shape[0]} test "
+                                   f"examples of {data.name}", hint="omit --subset to use all")
         gen = torch.Generator().manual_seed(args.seed)
         x = x[torch.randperm(x.shape[0], generator=gen)[:args.subset]]
     result = evaluate(model, x, k=args.k, batch_size=args.batch_size, seed=args.seed,
                       progress=not args.quiet, refine_steps=args.refine_steps)
     result.update(dataset=data.name, split="test" if args.subset is None else
                   f"test, seeded random subset of {args.subset} (seed {args.seed})")
-    runs.write_json(Path(args.run_dir) / "evaluation.json", result)
-    if args.json:
-        print(json.dumps(result, indent=2, sort_keys=True))
+    if args.json:  # strict JSON, as evaluation.json (one example: nll_stderr is null)
+        print(json.dumps(runs.strict_json(result), indent=2, sort_keys=True, allow_nan=False))
     else:
         print(f"test NLL {result['nll']:.2f} +- {result['nll_stderr']:.2f} nats (k={args.k}, "
               f"{result['num_examples']} examples), ELBO {result['elbo']:.2f}, "
               f"KL {result['kl']:.2f}, active units {result['active_units']}/{result['latent_dim']}")
+    sys.stdout.flush()  # the result is out before a failed write is reported
+    try:
+        runs.write_json(Path(args.run_dir) / "evaluation.json", result)
+    except WriteError as err:
+        raise type(err)(f"the result above was not saved: {err.message}", hint=err.hint) from None
     return 0
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from . import viz
-    from .vae.training import load_run
 
-    _, model, data = load_run(args.run_dir, args.device)
+    out = Path(args.out) if args.out else Path(args.run_dir) / "samples.png"
+    for flag, path in (("--out", out), ("--npy", args.npy and Path(args.npy))):
+        if path and not path.parent.is_dir():
+            raise BadArgumentError(f"{flag} {path}: folder {path.parent} does not exist",
+                                   hint="create it first or choose another path")
+    _, model, data = _load_run(args.run_dir, args.device)
     gen = torch.Generator(next(model.parameters()).device).manual_seed(args.seed)
     means = model.sample(args.n, generator=gen)
-    out = Path(args.out) if args.out else Path(args.run_dir) / "samples.png"
     viz.save_samples(out, means, data.image_shape)
     if args.npy:
         import numpy as np
@@ -104,30 +181,42 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from . import runs
-    from .vae.training import load_run, write_figures
+    from .vae.training import write_figures
 
-    config, model, data = load_run(args.run_dir, args.device)
+    config, model, data = _load_run(args.run_dir, args.device)
     history_path = Path(args.run_dir) / "history.csv"
     history = runs.read_history(history_path) if history_path.is_file() else []
-    written = write_figures(Path(args.run_dir), model, data, history, config.seed)
+    seed = config.seed if args.seed is None else args.seed
+    written = write_figures(Path(args.run_dir), model, data, history, seed)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
 
-def _run_dir_parser(sub, name: str, help_text: str) -> argparse.ArgumentParser:
+def _run_dir_parser(sub, name: str, help_text: str, seed_default: int | None = 0
+                    ) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help_text, description=help_text)
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `reparam train`")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--device", default="auto", type=DEVICE,
+                   help="cpu, cuda, cuda:N or auto (default: auto)")
+    p.add_argument("--seed", type=SEED, default=seed_default, help="random seed (default: "
+                   + ("the run's training seed" if seed_default is None else str(seed_default)) + ")")
+    _debug_flag(p)
     return p
 
 
+def _debug_flag(parser: argparse.ArgumentParser, default: typing.Any = argparse.SUPPRESS) -> None:
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="show the traceback of an error (also: REPARAM_DEBUG=1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="reparam",
         description="The reparameterization trick: train, evaluate and compare VAEs and "
                     "gradient estimators.",
     )
+    parser.add_argument("--version", action="version", version=f"reparam {__version__}")
+    _debug_flag(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     train = sub.add_parser(
@@ -140,28 +229,31 @@ def build_parser() -> argparse.ArgumentParser:
                        help="JSON or TOML config (e.g. a run's config.json); flags override it")
     train.add_argument("--resume", metavar="RUN_DIR", default=None,
                        help="continue the run in RUN_DIR from its last checkpoint")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the run already in --out (default: refuse a non-empty --out)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--json", action="store_true", help="print metrics.json to stdout")
+    _debug_flag(train)
 
     ev = _run_dir_parser(sub, "evaluate", "test log-likelihood by importance sampling, ELBO, KL, "
                                           "active units; writes evaluation.json")
-    ev.add_argument("--k", type=int, default=5000, help="importance samples per example (default: 5000)")
-    ev.add_argument("--batch-size", type=int, default=100, help="examples per batch (default: 100)")
-    ev.add_argument("--subset", type=int, default=None,
+    ev.add_argument("--k", type=POSITIVE, default=5000, help="importance samples per example (default: 5000)")
+    ev.add_argument("--batch-size", type=POSITIVE, default=100, help="examples per batch (default: 100)")
+    ev.add_argument("--subset", type=POSITIVE, default=None,
                     help="evaluate a seeded random subset of N test examples (default: all)")
     ev.add_argument("--data-dir", default=None, help="folder with the dataset's files")
-    ev.add_argument("--refine-steps", type=int, default=0, metavar="N",
+    ev.add_argument("--refine-steps", type=NON_NEGATIVE, default=0, metavar="N",
                     help="refine each example's Gaussian proposal with N Adam steps on the ELBO "
                          "before importance sampling (tighter estimate; default: 0)")
     ev.add_argument("--json", action="store_true", help="print evaluation.json to stdout")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
 
     sa = _run_dir_parser(sub, "sample", "decode samples from the prior into an image grid")
-    sa.add_argument("--n", type=int, default=64, help="number of samples (default: 64)")
+    sa.add_argument("--n", type=POSITIVE, default=64, help="number of samples (default: 64)")
     sa.add_argument("--out", default=None, help="PNG path (default: RUN_DIR/samples.png)")
     sa.add_argument("--npy", default=None, help="also save the pixel means as a .npy array")
 
-    _run_dir_parser(sub, "plot", "regenerate every figure of a run")
+    _run_dir_parser(sub, "plot", "regenerate every figure of a run", seed_default=None)
     sub.add_parser("compare", help="compare gradient estimators: the survey's test problems and a "
                                    "VAE study (see `reparam compare --help`)", add_help=False)
     return parser
@@ -179,11 +271,27 @@ def main(argv: list[str] | None = None) -> int:
         return compare_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("REPARAM_DEBUG", "") not in ("", "0")
     try:
         return COMMANDS[args.command](args)
-    except ValueError as err:
-        print(f"reparam {args.command}: error: {err}", file=sys.stderr)
+    except EXPECTED as err:  # a named failure: one line, status 2 (--debug: the traceback too)
+        if debug:
+            traceback.print_exc()
+        print(f"reparam {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
+
+
+# Expected failures: bad values and named errors (ValueError, incl. reparam.errors), and I/O.
+EXPECTED = (ValueError, OSError)
+
+
+def one_line(err: BaseException) -> str:
+    """The error as one line: an ``OSError`` as ``reason: path``, other lines joined."""
+    if isinstance(err, OSError) and not isinstance(err, ValueError) and err.strerror:
+        text = f"{err.strerror}: {err.filename}" if err.filename else err.strerror
+    else:
+        text = str(err) or type(err).__name__
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 if __name__ == "__main__":  # pragma: no cover

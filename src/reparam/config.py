@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
-from dataclasses import asdict, dataclass, field, fields
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,59 @@ def parse_duration(text: str | float | int) -> float:
     return seconds
 
 
+CHOICES: dict[str, tuple[str, ...]] = {
+    "kl": ("auto", "analytic", "mc"), "lr_schedule": ("constant", "cosine"),
+    "train_on": ("train", "train+valid"), "objective": ("elbo", "iwae"),
+}
+# settings a resumed run keeps (its model, data and random streams); the others may change
+FIXED_ON_RESUME = (
+    "dataset", "binarize", "batch_size", "latent_dim", "hidden", "activation", "encoder", "gated",
+    "conv_channels", "posterior", "flow_length", "flow_hidden", "flow_context", "prior",
+    "prior_components", "likelihood", "stochastic_layers", "latent_dim2", "train_on", "seed",
+)
+# the estimator of the ELBO phase before 'iwae_from' switches to the bound
+ELBO_PHASE = {"pathwise": "pathwise", "iwae": "pathwise", "dreg": "stl"}
+_NAMES = {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string"}
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    """``value`` has type ``hint`` (int, float, str, bool, list[int], X | None); a bool is not
+    a number, an int is a float."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is list:
+        return isinstance(value, list) and all(_type_ok(v, args[0]) for v in value)
+    if args:  # X | None
+        return any(_type_ok(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if hint is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is list:
+        return f"a list of {_describe(args[0])}s".replace("an integers", "integers")
+    if args:
+        return " or ".join(_describe(a) for a in args)
+    return "null" if hint is type(None) else _NAMES[hint]
+
+
+def _check_types(config: Any) -> None:
+    hints = typing.get_type_hints(type(config))
+    for f in fields(config):
+        hint = float | str | None if f.name == "time_limit" else hints[f.name]  # 90 = 90 s
+        value = getattr(config, f.name)
+        if not _type_ok(value, hint):
+            raise ValueError(f"config: {f.name!r} must be {_describe(hint)}, got "
+                             f"{type(value).__name__} {value!r}")
+
+
 @dataclass
 class TrainConfig:
     """Every setting of a training run (written to ``config.json``)."""
@@ -73,8 +128,9 @@ class TrainConfig:
     iwae_from: float | None = _opt(None, "train on the ELBO until this fraction of the run (epochs "
                                          "or time limit), then on the IWAE bound with --k samples "
                                          "(--estimator dreg: STL, then DReG)")
-    estimator: str = _opt("pathwise", "gradient estimator: pathwise, stl, score (elbo); "
-                                      "pathwise, dreg (iwae)")
+    estimator: str = _opt("pathwise", "gradient estimator, a name from reparam.estimators."
+                                      "ESTIMATORS: pathwise, stl, score, score-loo, ... (elbo); "
+                                      "iwae (= pathwise), dreg (iwae)")
     kl: str = _opt("auto", "KL term: auto (closed form when available), analytic, mc")
     free_bits: float = _opt(0.0, "free bits: per-dimension KL floor lambda in nats (0 = off)")
     num_samples: int = _opt(1, "reparameterized samples of z per example in the training ELBO")
@@ -87,8 +143,10 @@ class TrainConfig:
     patience: int | None = _opt(None, "early stopping: epochs without validation improvement")
     checkpoint_every: int = _opt(1, "write the checkpoint every N epochs (always at the end)")
     compile: bool = _opt(False, "torch.compile the model")
-    fused: bool = _opt(True, "standard MLP VAE on the ELBO: a step with the backward written "
-                             "out (same gradients, no autograd graph; see reparam.vae.fused)")
+    fused: bool | None = _opt(None, "the step with the backward written out (standard MLP VAE "
+                                    "on the ELBO; same loss and gradients, no autograd graph): "
+                                    "--fused forces it (an error where it cannot apply), "
+                                    "--no-fused turns it off; unset: used where it applies")
     bf16: bool = _opt(False, "bfloat16 matrix products with float32 weights: the fused step's "
                              "products, or torch.autocast elsewhere (CPU and CUDA)")
     tensorboard: bool = _opt(True, "write TensorBoard event files when tensorboard is installed")
@@ -97,45 +155,55 @@ class TrainConfig:
     out: str | None = _opt(None, "run directory (default runs/<timestamp>)")
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # a tuple of widths is a list of widths
+            if isinstance(getattr(self, f.name), tuple):
+                setattr(self, f.name, list(getattr(self, f.name)))
         self.validate()
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first bad setting."""
+        """Raise ``ValueError`` naming the first bad setting: its type, then its range."""
+        _check_types(self)
         positive_ints = ("epochs", "batch_size", "latent_dim", "num_samples", "eval_samples")
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"config: '{name}' must be a positive integer, got {value!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"config: 'lr' must be a positive number, got {self.lr!r}")
-        if not (isinstance(self.beta, (int, float)) and self.beta >= 0):
-            raise ValueError(f"config: 'beta' must be >= 0, got {self.beta!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"config: 'lr' must be a positive finite number, got {self.lr!r}")
+        if not (self.beta >= 0 and math.isfinite(self.beta)):
+            raise ValueError(f"config: 'beta' must be a finite number >= 0, got {self.beta!r}")
+        if not (self.free_bits >= 0 and math.isfinite(self.free_bits)):
+            raise ValueError(f"config: 'free_bits' must be a finite number >= 0 (nats), "
+                             f"got {self.free_bits!r}")
+        for name in ("kl", "lr_schedule", "train_on", "objective"):
+            if getattr(self, name) not in CHOICES[name]:
+                raise ValueError(f"config: {name!r} must be one of {list(CHOICES[name])}, "
+                                 f"got {getattr(self, name)!r}")
+        if self.fused and self.compile:
+            raise ValueError("config: 'fused' and 'compile' exclude each other: the fused step "
+                             "has no autograd graph for torch.compile (leave 'fused' unset or "
+                             "pass --no-fused to compile)")
         if not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden):
             raise ValueError(f"config: 'hidden' must be positive integers, got {self.hidden!r}")
-        if self.objective not in ("elbo", "iwae"):
-            raise ValueError(f"config: 'objective' must be elbo or iwae, got {self.objective!r}")
-        if not isinstance(self.k, int) or self.k < 1:
+        if self.k < 1:
             raise ValueError(f"config: 'k' must be a positive integer, got {self.k!r}")
         if self.iwae_from is not None:
             if not (isinstance(self.iwae_from, (int, float)) and 0 <= self.iwae_from <= 1):
                 raise ValueError(f"config: 'iwae_from' must be a fraction in [0, 1], "
                                  f"got {self.iwae_from!r}")
-            if self.objective != "elbo" or self.estimator not in ("pathwise", "dreg"):
+            if self.objective != "elbo" or self.estimator not in ELBO_PHASE:
                 raise ValueError(f"config: 'iwae_from' switches from the ELBO to the IWAE bound: "
-                                 f"it needs objective 'elbo' and estimator 'pathwise' or 'dreg', got "
-                                 f"{self.objective!r} and {self.estimator!r}")
+                                 f"it needs objective 'elbo' and estimator one of "
+                                 f"{sorted(ELBO_PHASE)}, got {self.objective!r} and "
+                                 f"{self.estimator!r}")
             if self.beta != 1.0 or self.free_bits > 0 or self.warmup > self.iwae_from:
                 raise ValueError(f"config: the IWAE bound has no KL weight: 'iwae_from' "
                                  f"({self.iwae_from}) needs beta = 1, no free bits and the "
                                  f"warm-up ({self.warmup}) over by then")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"config: 'lr_schedule' must be constant or cosine, got {self.lr_schedule!r}")
         if not (isinstance(self.warmup, (int, float)) and 0 <= self.warmup <= 1):
             raise ValueError(f"config: 'warmup' must be a fraction in [0, 1], got {self.warmup!r}")
         if self.time_limit is not None:
             parse_duration(self.time_limit)
-        if self.train_on not in ("train", "train+valid"):
-            raise ValueError(f"config: 'train_on' must be train or train+valid, got {self.train_on!r}")
         if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
             raise ValueError(f"config: 'patience' must be a positive integer, got {self.patience!r}")
         if not isinstance(self.checkpoint_every, int) or self.checkpoint_every < 1:
@@ -143,12 +211,48 @@ class TrainConfig:
                              f"got {self.checkpoint_every!r}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValueError(f"config: 'device' must be cpu, cuda, cuda:N or auto, got {self.device!r}")
+        self._check_names()
+
+    def _check_names(self) -> None:
+        """Every name against its table, and the estimator against the objective."""
+        from .data.binarize import MODES
+        from .estimators import ESTIMATORS
+        from .vae.factory import POSTERIORS, PRIORS
+        from .vae.likelihoods import LIKELIHOODS
+        from .vae.networks import ACTIVATIONS
+
+        tables = {"estimator": ESTIMATORS, "posterior": POSTERIORS,
+                  "prior": {**PRIORS, "auto": None}, "likelihood": LIKELIHOODS,
+                  "activation": ACTIVATIONS, "encoder": ("mlp", "conv"),
+                  "binarize": (None, *MODES)}
+        for name, table in tables.items():
+            if getattr(self, name) not in table:
+                known = sorted(str(k) for k in table if k is not None)
+                raise ValueError(f"config: unknown {name} {getattr(self, name)!r}; choose one of {known}")
+        multi = bool(getattr(ESTIMATORS[self.estimator], "multi_sample", False))
+        if self.objective == "iwae" and not (multi or self.estimator == "pathwise"):
+            raise ValueError(f"config: objective 'iwae' needs a multi-sample estimator (iwae, "
+                             f"dreg) or pathwise, got {self.estimator!r}"
+                             + (" ('stl' biases the IWAE gradient: use 'dreg')"
+                                if self.estimator == "stl" else ""))
+        if self.objective == "elbo" and multi and self.iwae_from is None:
+            raise ValueError(f"config: estimator {self.estimator!r} is a multi-sample estimator "
+                             f"of the IWAE bound: use objective 'iwae' (or 'iwae_from')")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Every setting's default (the one place defaults live)."""
+        return {f.name: f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
+                for f in fields(cls)}
+
+    @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        if not isinstance(values, dict):
+            raise ValueError(f"config: expected a table of settings, got "
+                             f"{type(values).__name__} {values!r}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -166,7 +270,10 @@ class TrainConfig:
             values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
         except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
             raise ValueError(f"config file {path} is not valid {path.suffix[1:]}: {err}") from None
-        return cls.from_dict(values)
+        try:
+            return cls.from_dict(values)
+        except ValueError as err:
+            raise ValueError(f"config file {path}: {err}") from None
 
     def replace(self, **changes: Any) -> TrainConfig:
         return self.from_dict({**self.to_dict(), **changes})

@@ -73,7 +73,9 @@ class _Moments:
 
     def __init__(self) -> None:
         self.n = 0
-        self.shift = self.s1 = self.s2 = self.s3 = self.s4 = None
+        self.shift: torch.Tensor | None = None
+        zero = torch.zeros((), dtype=torch.float64)  # replaced by the first add
+        self.s1, self.s2, self.s3, self.s4 = zero, zero, zero, zero
 
     def add(self, x: torch.Tensor) -> None:  # x: (n, *shape)
         x = x.detach().to(torch.float64)
@@ -92,6 +94,7 @@ class _Moments:
         n = self.n
         if n < 4:
             raise ValueError(f"need at least 4 estimates for standard errors, got {n}")
+        assert self.shift is not None  # set by the first add
         a = self.s1 / n
         e2, e3, e4 = self.s2 / n, self.s3 / n, self.s4 / n
         m2 = (e2 - a * a).clamp_min(0)
@@ -167,7 +170,9 @@ class Unbiasedness:
 
     @property
     def max_abs_z(self) -> float:
-        return max(float(z.abs().max()) for z in self.z.values())
+        """The largest ``|z|``; ``nan`` when any coordinate's z is nan (never passes)."""
+        values = [float(z.abs().max()) for z in self.z.values()]
+        return math.nan if any(math.isnan(v) for v in values) else max(values)
 
     @property
     def passed(self) -> bool:
@@ -181,7 +186,8 @@ def check_unbiased(surrogate: Callable[[], torch.Tensor], params: Params,
                    replica_dim: int | None = None) -> Unbiasedness:
     """Z-test of the estimator's mean against ``reference`` (exact, quadrature, or a
     high-sample estimate with ``reference_se``). Coordinates whose estimates have zero
-    variance must match to ``1e-6`` relative (z = 0 or inf)."""
+    variance must match to ``1e-6`` relative (z = 0 or inf); an infinite or nan standard
+    error (an estimate without finite variance) cannot pass (z = inf)."""
     stats = gradient_stats(surrogate, params, repeats, warmup=warmup, replica_dim=replica_dim)
     z = {}
     for name, s in stats.params.items():
@@ -191,6 +197,7 @@ def check_unbiased(surrogate: Callable[[], torch.Tensor], params: Params,
             se2 = se2 + torch.as_tensor(reference_se[name], dtype=torch.float64).to(se2.device)**2
         diff = s.mean - ref
         exact = diff.abs() <= 1e-6 * (1 + ref.abs())
-        z[name] = torch.where(se2 > 0, diff / se2.clamp_min(1e-300).sqrt(),
-                              torch.where(exact, 0.0, math.inf))
+        usable = torch.isfinite(se2) & (se2 > 0)
+        z[name] = torch.where(usable, diff / se2.clamp_min(1e-300).sqrt(),
+                              torch.where(exact & (se2 == 0), 0.0, math.inf))
     return Unbiasedness(z, threshold, stats)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -10,6 +12,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+#: A decoder's mean: latents (N, L) -> flattened images (N, C*H*W) in [0, 1].
+Decode = Callable[[torch.Tensor], torch.Tensor]
 
 
 def tile(images: torch.Tensor, image_shape: tuple[int, int, int], ncol: int) -> np.ndarray:
@@ -65,7 +70,7 @@ def save_loss_curves(path: str | Path, history: list[dict[str, float]]) -> None:
     plt.close(fig)
 
 
-def save_traversals(path: str | Path, decode, center: torch.Tensor, image_shape: tuple[int, int, int],
+def save_traversals(path: str | Path, decode: Decode, center: torch.Tensor, image_shape: tuple[int, int, int],
                     span: float = 3.0, steps: int = 9, max_dims: int = 10) -> None:
     """One row per latent dimension: decode ``center + t e_d`` for t in [-span, span]."""
     dims = min(center.shape[-1], max_dims)
@@ -77,7 +82,7 @@ def save_traversals(path: str | Path, decode, center: torch.Tensor, image_shape:
                f"latent traversals (rows: first {dims} dimensions, {-span:g}..{span:g})")
 
 
-def save_manifold(path: str | Path, decode, image_shape: tuple[int, int, int], steps: int = 15,
+def save_manifold(path: str | Path, decode: Decode, image_shape: tuple[int, int, int], steps: int = 15,
                   device: torch.device | str = "cpu") -> None:
     """2-D latents: decode a grid of z at the standard-normal quantiles 0.05..0.95."""
     q = torch.special.ndtri(torch.linspace(0.05, 0.95, steps, dtype=torch.float64)).float().to(device)
@@ -99,7 +104,7 @@ def save_latent_scatter(path: str | Path, means: torch.Tensor, labels: torch.Ten
     elif m.shape[1] == 1:
         m = torch.cat([m, torch.zeros_like(m)], 1)
     fig, ax = plt.subplots(figsize=(6, 5))
-    colour = {} if labels is None else {"c": labels.cpu().numpy(), "cmap": "tab10"}
+    colour: dict[str, Any] = {} if labels is None else {"c": labels.cpu().numpy(), "cmap": "tab10"}
     sc = ax.scatter(m[:, 0], m[:, 1], s=4, alpha=0.7, **colour)
     if labels is not None:
         fig.colorbar(sc, ax=ax, label="label")

@@ -12,9 +12,11 @@ from reparam.estimators import (
     ESTIMATORS,
     STL,
     Auto,
+    Baseline,
     ControlVariate,
     DReG,
     Learned,
+    LeaveOneOut,
     MeasureValued,
     Pathwise,
     ScoreFunction,
@@ -22,7 +24,7 @@ from reparam.estimators import (
 )
 from reparam.noise import Antithetic
 
-GAUSSIAN_OK = [n for n in ESTIMATORS if n not in ("stl", "dreg")]
+GAUSSIAN_OK = [n for n in ESTIMATORS if not ESTIMATORS[n]().includes_log_q]  # E[f] estimators
 
 
 def _vae_like(name, num_samples=4):
@@ -37,7 +39,7 @@ def _vae_like(name, num_samples=4):
     return est, out, loc, logvar, dec
 
 
-@pytest.mark.parametrize("name", GAUSSIAN_OK + ["stl", "dreg"])
+@pytest.mark.parametrize("name", GAUSSIAN_OK + ["stl", "dreg", "iwae"])
 def test_surrogate_shape_and_gradients_everywhere(name):
     _, out, loc, logvar, dec = _vae_like(name)
     assert out.shape == (5,)
@@ -97,6 +99,74 @@ def test_noise_source_reaches_the_family():
     assert out.item() == pytest.approx(0.0, abs=1e-6)  # antithetic pairs cancel exactly
     with pytest.raises(ValueError, match="noise= needs a reparam family"):
         Pathwise()(lambda z: z, td.Normal(loc, 1.0), 8, noise=Antithetic())
+
+
+class _BrokenNormal(Normal):
+    """A reparam family whose rsample takes noise= but fails inside with a TypeError."""
+
+    def rsample(self, sample_shape=torch.Size(), noise=None):
+        raise TypeError("bug inside rsample")
+
+
+def test_type_error_inside_rsample_propagates():
+    q = _BrokenNormal(torch.zeros(()), torch.ones(()))
+    with pytest.raises(TypeError, match="bug inside rsample"):
+        Pathwise()(lambda z: z, q, 3, noise=Antithetic())
+    with pytest.raises(TypeError, match="bug inside rsample"):
+        Pathwise()(lambda z: z, q, 3)
+
+
+def test_missing_noise_parameter_named_for_sample_too():
+    with pytest.raises(ValueError, match=r"Bernoulli\.sample does not take a noise source"):
+        ScoreFunction()(lambda z: z, td.Bernoulli(probs=torch.tensor(0.3)), 3, noise=Antithetic())
+
+
+class _Halving(Baseline):
+    """A custom baseline through the protocol's hooks: ``b = costs / 2`` (not unbiased; only
+    the plumbing is tested)."""
+
+    def values(self, costs, dist, context=None):
+        return costs.detach() / 2
+
+
+@pytest.mark.parametrize("baseline", [Baseline(), EMA(0.5), LeaveOneOut(), ControlVariate(0.5),
+                                      _Halving()])
+def test_every_baseline_goes_through_score_term(baseline, monkeypatch):
+    """ScoreFunction's surrogate is ``mean cost + baseline.score_term(...)`` for every baseline,
+    the control variate included (no special case); score_term is zero-valued."""
+    calls = []
+    original = type(baseline).score_term
+
+    def spy(self, costs, dist, z, context=None):
+        out = original(self, costs, dist, z, context)
+        calls.append(out.detach())
+        return out
+
+    monkeypatch.setattr(type(baseline), "score_term", spy)
+    loc = torch.zeros(3, requires_grad=True)
+    torch.manual_seed(0)
+    out = ScoreFunction(baseline)(lambda z: (z - 1.0) ** 2, Normal(loc, torch.ones(3)), 4)
+    assert len(calls) == 1 and calls[0].shape == (3,)
+    assert torch.equal(calls[0], torch.zeros(3))
+    out.sum().backward()
+    assert loc.grad is not None and torch.isfinite(loc.grad).all() and loc.grad.abs().sum() > 0
+
+
+def test_halving_baseline_gradient_by_hand():
+    """The default score_term: grad = mean_s (f_s - b_s) d log q(z_s) / d loc, b = f / 2."""
+    loc = torch.zeros(3, requires_grad=True)
+    torch.manual_seed(0)
+    out = ScoreFunction(_Halving())(lambda z: (z - 1.0) ** 2, Normal(loc, torch.ones(3)), 4)
+    out.sum().backward()
+    torch.manual_seed(0)
+    z = Normal(torch.zeros(3), torch.ones(3)).sample((4,))
+    expected = ((z - 1.0) ** 2 / 2 * z).mean(0)  # d log N(z; loc, 1) / d loc = z - loc
+    torch.testing.assert_close(loc.grad, expected)
+
+
+def test_control_variate_has_no_single_value():
+    with pytest.raises(NotImplementedError, match="one coefficient per parameter"):
+        ControlVariate().values(torch.zeros(2, 3), None)
 
 
 def test_errors():

@@ -75,7 +75,12 @@ def test_detached_view_keeps_path_through_sample():
 def test_given_parameterisation_is_kept():
     q = Normal(_leaf(0.0), logvar=_leaf(0.5))
     _ = q.scale  # computes the lazy alternative
-    assert set(parameters(q)) == {"loc", "logvar"}
+    assert set(parameters(q)) == {"loc", "logvar"} and q.parameterization == "logvar"
+    s = Normal(_leaf(0.0), _leaf(0.5))
+    _ = s.logvar
+    assert set(parameters(s)) == {"loc", "scale"} and s.parameterization == "scale"
+    assert s.expand((3,)).parameterization == "scale"
+    assert q.expand((3,)).parameterization == "logvar"
     b = td.Bernoulli(probs=_leaf(0.3))
     _ = b.logits
     assert set(parameters(b)) == {"probs"}

@@ -5,6 +5,7 @@ import torch
 from scipy import stats
 
 from reparam.distributions import Normal
+from reparam.estimators.stl import log_prob_detached as log_q_detached
 from reparam.noise import MonteCarlo
 from reparam.vae.encoders import (
     FlowEncoder,
@@ -15,7 +16,7 @@ from reparam.vae.encoders import (
 )
 from reparam.vae.flows import iaf_layers
 from reparam.vae.networks import mlp
-from reparam.vae.objectives import log_q_detached, sample_posterior
+from reparam.vae.objectives import sample_posterior
 
 D = torch.float64
 

@@ -5,9 +5,10 @@ import pytest
 import torch
 from scipy import stats
 
+from reparam.estimators.stl import log_prob_detached as log_q_detached
 from reparam.noise import MonteCarlo
 from reparam.vae.factory import build_model
-from reparam.vae.objectives import elbo, iwae, log_q_detached, sample_posterior
+from reparam.vae.objectives import elbo, iwae, sample_posterior
 from reparam.vae.two_layer import HierarchicalPosterior
 
 D = torch.float64

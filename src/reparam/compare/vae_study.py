@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 from ..data import load_dataset
 from ..diagnostics import gradient_stats
 from ..distributions import kl_normal_standard
-from ..estimators import Estimator, ScoreFunction, get
+from ..estimators import Estimator, get
+from ..vae.objectives import elbo
 
 ESTIMATORS = ("pathwise", "stl", "score", "score-ema", "score-loo", "score-nvil", "score-cv")
 STATEFUL = ("score-ema", "score-nvil", "score-cv")
@@ -51,16 +52,9 @@ class VAEStudyConfig:
 
 
 def negative_elbo(model, estimator: Estimator, x: torch.Tensor, num_samples: int) -> torch.Tensor:
-    """Mean negative ELBO over the batch with ``estimator`` for the expectation."""
-    q = model.encode(x)                                            # batch (B, L)
-    kwargs = {"context": x} if isinstance(estimator, ScoreFunction) else {}
-    if estimator.includes_log_q:
-        def f(z):                                                  # -log p(x, z): (S, B)
-            return -model.log_likelihood(x, z) - model.prior().log_prob(z)
-        return estimator(f, q, num_samples, **kwargs).mean()
-    kl = kl_normal_standard(q.loc, q.logvar).sum(-1)               # (B,)
-    recon = estimator(lambda z: -model.log_likelihood(x, z), q, num_samples, **kwargs)
-    return (recon + kl).mean()
+    """Mean negative ELBO over the batch with ``estimator`` for the expectation: the VAE's
+    own :func:`reparam.vae.elbo` (analytic KL, or ``E[-log p(x, z) + log q]`` for STL)."""
+    return elbo(model, x, num_samples, estimator=estimator).loss
 
 
 @torch.no_grad()

@@ -99,7 +99,7 @@ def canonical_md5(x: np.ndarray) -> str:
 
 def read_amat(path: str | Path, split: str | None = None, verify: bool = True) -> np.ndarray:
     """Parse one split's file (gzipped or not); with ``split`` check its rows and md5."""
-    x = parse_amat(read_bytes(Path(path)), str(path), SPLITS.get(split))
+    x = parse_amat(read_bytes(Path(path)), str(path), SPLITS.get(split) if split is not None else None)
     if verify and split is not None and canonical_md5(x) != CANONICAL_MD5[split]:
         raise DataFileError(f"{path}: content differs from the reference binarized MNIST "
                             f"{split} split (md5 of the parsed pixels does not match; verify=False "

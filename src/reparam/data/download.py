@@ -21,11 +21,13 @@ from collections.abc import Callable, Sequence
 from http.client import HTTPException
 from pathlib import Path
 
+from ..errors import ReparamError
+
 ENV_DATA_DIR = "REPARAM_DATA_DIR"
 ENV_MIRROR = "REPARAM_DATA_MIRROR"
 
 
-class DataFileError(ValueError):
+class DataFileError(ReparamError):
     """A data file is corrupt, truncated, or not what it claims to be."""
 
 
@@ -33,7 +35,7 @@ class ChecksumError(DataFileError):
     """A downloaded file's checksum differs from the published one."""
 
 
-class MissingDataError(FileNotFoundError):
+class MissingDataError(ReparamError, FileNotFoundError):
     """Data files are absent and could not be downloaded."""
 
 

@@ -33,9 +33,10 @@ SCHEMES: dict[str, Callable[..., Dataset]] = {
 OPTIONAL_KEYS = ("data_dir", "download", "mirror", "seed")
 
 
-def load_dataset(name: str = "digits", **kwargs) -> Dataset:
+def load_dataset(name: str = "digits", **kwargs: object) -> Dataset:
     """Load a dataset by name (or ``scheme:path``); ``kwargs`` go to its loader."""
     scheme, _, path = name.partition(":")
+    args: tuple[str, ...]
     if name in DATASETS:
         loader, args = DATASETS[name], ()
     elif path and scheme in SCHEMES:

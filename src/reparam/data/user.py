@@ -83,6 +83,9 @@ def build(
     Pixels are divided by ``scale``; ``None`` picks 255 if any split has a value above 1,
     else 1 (one choice for all splits, so they are never scaled differently).
     """
+    for k, v in parts.items():  # before any arithmetic (a string array has no max)
+        if v.dtype.kind not in "biuf":
+            raise DataFileError(f"{name} [{k}]: expected a numeric array, got dtype {v.dtype}")
     shapes = {k: v.shape[1:] for k, v in parts.items()}
     if len(set(shapes.values())) != 1:
         raise ValueError(f"{name}: splits have different example shapes {shapes}")

@@ -18,6 +18,7 @@ import torch
 from torch.distributions import constraints
 from torch.distributions.utils import broadcast_all
 
+from .._torch_compat import GreaterThan
 from ..noise import NoiseSource
 from ._autograd import LocScaleSample
 from ._base import Reparameterized, outside_support
@@ -25,7 +26,7 @@ from ._base import Reparameterized, outside_support
 __all__ = ["StandardNoise", "LocationScale", "InverseCDF", "Above", "Below", "broadcast_params"]
 
 
-class Above(constraints._GreaterThan):
+class Above(GreaterThan):
     """``value > other`` for a parameter ``other`` named in error messages (e.g. ``high > low``);
     a NaN ``other`` is that parameter's own fault, so it does not fail this check."""
 
@@ -40,7 +41,7 @@ class Above(constraints._GreaterThan):
         return f"> '{self.name}'"
 
 
-class Below(constraints._LessThan):
+class Below(constraints.less_than):  # torch's public name of the class
     """``value < other`` (e.g. ``low < high``), named and NaN-tolerant as :class:`Above`."""
 
     def __init__(self, name: str, upper_bound: torch.Tensor) -> None:

@@ -54,6 +54,12 @@ class Normal(Reparameterized, td.Normal):
             self.scale = other
         super().__init__(loc.shape, validate_args=validate_args)
 
+    @property
+    def parameterization(self) -> str:
+        """``"logvar"`` or ``"scale"``: the argument this instance was built from (the other
+        is derived from it)."""
+        return "logvar" if self._by_logvar else "scale"
+
     @lazy_property
     def scale(self) -> torch.Tensor:
         return torch.exp(0.5 * self.logvar)

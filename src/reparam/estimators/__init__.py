@@ -11,6 +11,9 @@ parameters and for the parameters inside ``f``.
 - :class:`MeasureValued`: weak derivatives of the Gaussian (Weibull / Maxwell).
 - :class:`STL` (ELBO) and :class:`DReG` (IWAE): estimate ``E[f + log q]`` / the IWAE bound
   with ``log q`` at detached parameters (:func:`detach_params`).
+- :class:`IWAE`: the K-sample importance weighted bound, pathwise. IWAE and DReG are
+  *multi-sample* estimators (``multi_sample = True``): with ``f = -log p(x, z)`` the
+  surrogate's value is ``-(logsumexp_k(-f(z_k) - log q(z_k)) - log K)``, shape ``rest``.
 - :class:`Auto`: pathwise when the family has ``rsample``, else leave-one-out REINFORCE.
 
 ``get("score-loo")`` builds one by name (the names of :data:`ESTIMATORS`).
@@ -24,6 +27,7 @@ from .auto import Auto
 from .baselines import EMA, Baseline, ControlVariate, Learned, LeaveOneOut
 from .dreg import DReG
 from .measure_valued import MeasureValued
+from .multi_sample import IWAE
 from .pathwise import Pathwise
 from .score_function import ScoreFunction
 from .stl import STL
@@ -38,6 +42,7 @@ ESTIMATORS: dict[str, Callable[[], Estimator]] = {
     "measure-valued": MeasureValued,
     "stl": STL,
     "dreg": DReG,
+    "iwae": IWAE,
     "auto": Auto,
 }
 
@@ -51,7 +56,7 @@ def get(name: str) -> Estimator:
 
 
 __all__ = [
-    "Estimator", "Pathwise", "ScoreFunction", "MeasureValued", "STL", "DReG", "Auto",
+    "Estimator", "Pathwise", "ScoreFunction", "MeasureValued", "STL", "DReG", "IWAE", "Auto",
     "Baseline", "EMA", "LeaveOneOut", "Learned", "ControlVariate",
     "detach_params", "parameters", "rebuild", "ESTIMATORS", "get",
 ]

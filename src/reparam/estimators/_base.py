@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -41,20 +43,44 @@ def check_num_samples(num_samples: int, minimum: int = 1) -> int:
     return num_samples
 
 
+@functools.lru_cache(maxsize=256)
+def _signature_takes_noise(fn: Callable[..., torch.Tensor]) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # no signature to inspect (a builtin): try the call
+        return True
+    return "noise" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def takes_noise(method: Callable[..., torch.Tensor]) -> bool:
+    """Whether ``method`` (a bound ``rsample``/``sample``) accepts a ``noise=`` keyword
+    (looked up once per function: the signature of a class's method does not change)."""
+    fn = getattr(method, "__func__", method)
+    try:
+        return _signature_takes_noise(fn)
+    except TypeError:  # an unhashable callable
+        return _signature_takes_noise.__wrapped__(fn)
+
+
 def draw(dist: Distribution, num_samples: int, noise: NoiseSource | None,
          reparameterized: bool) -> torch.Tensor:
-    """``rsample``/``sample`` of shape ``(num_samples, ...)``; ``noise`` for reparam families."""
+    """``rsample``/``sample`` of shape ``(num_samples, ...)``; ``noise`` for reparam families.
+
+    Only a family whose method has no ``noise`` parameter gets the "needs a reparam family"
+    error; a ``TypeError`` raised inside the method propagates unchanged.
+    """
     if reparameterized and not dist.has_rsample:
         raise ValueError(f"{type(dist).__name__} has no rsample: use a score-function estimator")
     method = dist.rsample if reparameterized else dist.sample
     if noise is None:
         return method((num_samples,))
-    try:
-        return method((num_samples,), noise=noise)
-    except TypeError:
+    if not takes_noise(method):
         raise ValueError(
-            f"noise= needs a reparam family; {type(dist).__name__} does not take a noise source"
-        ) from None
+            f"noise= needs a reparam family; {type(dist).__name__}."
+            f"{'rsample' if reparameterized else 'sample'} "
+            f"does not take a noise source"
+        )
+    return method((num_samples,), noise=noise)  # type: ignore[call-arg]
 
 
 def costs_of(f: CostFn, z: torch.Tensor, num_samples: int) -> torch.Tensor:

@@ -4,7 +4,8 @@ torch has no way to evaluate ``log q(z)`` with the parameters cut from the graph
 (pytorch#25783); sticking-the-landing and DReG need exactly that. A family is rebuilt from
 its constructor arguments: for every argument that is also in ``arg_constraints`` the
 tensor the instance holds is taken; of mutually exclusive arguments (``probs``/``logits``,
-``scale``/``logvar``, the three MVN matrices) the one that was given is kept.
+``scale``/``logvar``, the three MVN matrices) the one that was given is kept (a family
+that derives one from another names the given one in a public ``parameterization``).
 ``Independent`` is unwrapped and rewrapped. Other constructor arguments found as
 attributes (``temperature``, ``total_count`` ...) are passed through unchanged.
 """
@@ -41,9 +42,9 @@ def _given(dist: Distribution, group: tuple[str, ...], present: list[str]) -> st
     for name in present:
         if param is not None and dist.__dict__.get(name) is param:
             return name
-    by_logvar = getattr(dist, "_by_logvar", None)
-    if by_logvar is not None and {"logvar", "scale"} <= set(group):
-        return "logvar" if by_logvar else "scale"
+    given = getattr(dist, "parameterization", None)  # e.g. Normal: "logvar" or "scale"
+    if given in group:
+        return given
     return present[0]
 
 

@@ -2,9 +2,16 @@
 
 A baseline ``b`` leaves ``E[(f(z) - b) grad log q(z)] = grad E[f]`` unchanged as long as
 ``b`` does not depend on the sample it multiplies; it can cut the variance by orders of
-magnitude. Each baseline is a small object with explicit state (``reset()`` clears it):
-``values(costs, dist, context)`` gives ``b`` for the current costs from past state (or from
-the other samples), ``update(...)`` then folds the current costs into the state.
+magnitude. Each baseline is a small object with explicit state (``reset()`` clears it).
+
+The protocol :class:`~reparam.estimators.ScoreFunction` calls is one method,
+``score_term(costs, dist, z, context) -> t`` of shape ``costs.shape[1:]``: ``t`` is zero-valued
+and ``t.sum().backward()`` leaves ``(1/S) sum_s (f(z_s) - b_s) grad log q(z_s)`` in the
+distribution's parameters; it also advances the baseline's state. :class:`Baseline` implements
+it from two hooks, ``values(costs, dist, context)`` (``b`` for the current costs, from past
+state or from the other samples) and ``update(...)`` (fold the current costs into the state);
+a baseline with one coefficient per parameter tensor (:class:`ControlVariate`) overrides
+``score_term`` itself.
 """
 
 from __future__ import annotations
@@ -13,8 +20,11 @@ import torch
 from torch import nn
 from torch.distributions import Distribution
 
-from ._base import pad_like
+from ._base import linear_term, pad_like, sum_to_costs
 from ._views import parameters, rebuild
+
+#: What an input-dependent baseline conditions on (e.g. the data batch), or None.
+Context = torch.Tensor | None
 
 
 class Baseline:
@@ -22,10 +32,20 @@ class Baseline:
 
     min_samples = 1
 
-    def values(self, costs: torch.Tensor, dist: Distribution, context=None) -> torch.Tensor:
+    def score_term(self, costs: torch.Tensor, dist: Distribution, z: torch.Tensor,
+                   context: Context = None) -> torch.Tensor:
+        r"""``mean_s[(f_s - b_s) (log q_s - stop_grad(log q_s))]`` with ``b = values(...)``,
+        then ``update(...)``."""
+        log_q = sum_to_costs(dist.log_prob(z), costs)
+        advantage = costs.detach() - self.values(costs, dist, context)
+        self.update(costs, dist, context)
+        return (advantage * (log_q - log_q.detach())).mean(0)
+
+    def values(self, costs: torch.Tensor, dist: Distribution, context: Context = None) -> torch.Tensor:
         return torch.zeros((), dtype=costs.dtype, device=costs.device)
 
-    def update(self, costs: torch.Tensor, dist: Distribution, context=None) -> None:
+    def update(self, costs: torch.Tensor, dist: Distribution, context: Context = None
+               ) -> None:
         pass
 
     def reset(self) -> None:
@@ -47,14 +67,16 @@ class EMA(Baseline):
         self.decay = decay
         self.mean: torch.Tensor | None = None
 
-    def values(self, costs, dist, context=None):
+    def values(self, costs: torch.Tensor, dist: Distribution, context: Context = None
+               ) -> torch.Tensor:
         return super().values(costs, dist) if self.mean is None else self.mean
 
-    def update(self, costs, dist, context=None):
+    def update(self, costs: torch.Tensor, dist: Distribution, context: Context = None
+               ) -> None:
         m = costs.detach().mean()
         self.mean = m if self.mean is None else self.decay * self.mean + (1 - self.decay) * m
 
-    def reset(self):
+    def reset(self) -> None:
         self.mean = None
 
     def __repr__(self) -> str:
@@ -67,7 +89,8 @@ class LeaveOneOut(Baseline):
 
     min_samples = 2
 
-    def values(self, costs, dist, context=None):
+    def values(self, costs: torch.Tensor, dist: Distribution, context: Context = None
+               ) -> torch.Tensor:
         c = costs.detach()
         return (c.sum(0, keepdim=True) - c) / (c.shape[0] - 1)
 
@@ -111,11 +134,13 @@ class Learned(Baseline):
         out = self.net(x.to(dtype=next(self.net.parameters()).dtype))
         return out.squeeze(-1).to(costs.dtype)
 
-    def values(self, costs, dist, context=None):
+    def values(self, costs: torch.Tensor, dist: Distribution, context: Context = None
+               ) -> torch.Tensor:
         with torch.no_grad():
             return self.center.values(costs, dist) + self._predict(costs, dist, context)
 
-    def update(self, costs, dist, context=None):
+    def update(self, costs: torch.Tensor, dist: Distribution, context: Context = None
+               ) -> None:
         target = costs.detach() - self.center.values(costs, dist)
         with torch.enable_grad():
             pred = self._predict(costs, dist, context)
@@ -127,13 +152,14 @@ class Learned(Baseline):
             self.optimizer.step()
         self.center.update(costs, dist)
 
-    def reset(self):
+    def reset(self) -> None:
         if self._default:
             self.net = self._default_net()
         else:
             for m in self.net.modules():
-                if hasattr(m, "reset_parameters"):
-                    m.reset_parameters()
+                reset = getattr(m, "reset_parameters", None)
+                if callable(reset):
+                    reset()
         self.center.reset()
         self.optimizer = None
 
@@ -159,6 +185,22 @@ class ControlVariate(Baseline):
             raise ValueError(f"decay must be in [0, 1), got {decay}")
         self.decay = decay
         self.moments: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def values(self, costs: torch.Tensor, dist: Distribution, context: Context = None
+               ) -> torch.Tensor:
+        raise NotImplementedError(
+            "ControlVariate has one coefficient per parameter tensor (beta(name)), not one "
+            "baseline value; ScoreFunction calls its score_term"
+        )
+
+    def score_term(self, costs: torch.Tensor, dist: Distribution, z: torch.Tensor,
+                   context: Context = None) -> torch.Tensor:
+        """Zero-valued; its gradient is :meth:`score_gradients` in each live parameter."""
+        params = parameters(dist)
+        rest = costs.dim() - 1
+        terms = [linear_term(g, params[n], rest)
+                 for n, g in self.score_gradients(costs, dist, z).items()]
+        return sum(terms, torch.zeros_like(costs[0]))
 
     def beta(self, name: str) -> torch.Tensor | float:
         if name not in self.moments:
@@ -196,7 +238,7 @@ class ControlVariate(Baseline):
             self.moments[name] = (num, den)
         return out
 
-    def reset(self):
+    def reset(self) -> None:
         self.moments = {}
 
     def __repr__(self) -> str:

@@ -8,8 +8,9 @@ import torch
 from torch.distributions import Distribution
 
 from ..noise import NoiseSource
-from ._base import CostFn, Estimator, check_num_samples, costs_of, draw, pad_like, sum_to_costs
-from ._views import detach_params
+from ._base import CostFn, Estimator, check_num_samples, draw, pad_like
+from .multi_sample import log_weights_of
+from .stl import log_prob_detached
 
 
 class DReG(Estimator):
@@ -21,9 +22,11 @@ class DReG(Estimator):
     with ``log q`` at detached parameters (``w~`` the normalised weights). Unbiased for the
     gradient of the IWAE bound, with an SNR that does not decay as ``K`` grows. One
     evaluation of ``f``: the squared weight comes from a hook scaling the gradient at ``z``.
-    The value is the bound (an estimate of ``-E[log mean_k w_k]``, not of ``E[f]``).
+    The value is the negative bound (an estimate of ``-E[log mean_k w_k]``, not of
+    ``E[f]``): a multi-sample estimator (``multi_sample = True``, see :mod:`.multi_sample`).
     """
 
+    multi_sample = True
     includes_log_q = True
 
     def __call__(self, f: CostFn, dist: Distribution, num_samples: int = 1, *,
@@ -33,8 +36,7 @@ class DReG(Estimator):
         weights: dict[str, torch.Tensor] = {}
         if z.requires_grad:
             z.register_hook(lambda g: g * weights["w"])
-        costs = costs_of(f, z, K)
-        log_w = -costs - sum_to_costs(detach_params(dist).log_prob(z), costs)
+        log_w = log_weights_of(f, dist, z, K, lambda z: log_prob_detached(dist, z))
         w = torch.softmax(log_w.detach(), dim=0)  # (K, *rest)
         weights["w"] = pad_like(w, z.dim())
         bound = torch.logsumexp(log_w.detach(), 0) - math.log(K)

@@ -6,9 +6,8 @@ import torch
 from torch.distributions import Distribution
 
 from ..noise import NoiseSource
-from ._base import CostFn, Estimator, check_num_samples, costs_of, draw, linear_term, sum_to_costs
-from ._views import parameters
-from .baselines import BASELINES, Baseline, ControlVariate
+from ._base import CostFn, Estimator, check_num_samples, costs_of, draw
+from .baselines import BASELINES, Baseline, Context
 
 
 class ScoreFunction(Estimator):
@@ -17,7 +16,8 @@ class ScoreFunction(Estimator):
     Works for any family with ``log_prob`` (discrete ones included) and any ``f``, even
     non-differentiable; ``f`` itself gets its ordinary gradient at the drawn samples. The
     surrogate is ``mean_s[f_s + (f_s - b_s) (log q_s - stop_grad(log q_s))]`` (the value is
-    the mean cost; the second term is zero-valued and carries the score gradient).
+    the mean cost; the second term, the baseline's ``score_term``, is zero-valued and carries
+the score gradient).
 
     ``baseline``: a :class:`~reparam.estimators.baselines.Baseline` or one of the names
     ``"none"``, ``"ema"``, ``"loo"``, ``"learned"``, ``"cv"``. ``context=`` (call time) is
@@ -45,20 +45,11 @@ class ScoreFunction(Estimator):
         self.baseline = baseline
 
     def __call__(self, f: CostFn, dist: Distribution, num_samples: int = 1, *,
-                 noise: NoiseSource | None = None, context=None) -> torch.Tensor:
+                 noise: NoiseSource | None = None, context: Context = None) -> torch.Tensor:
         check_num_samples(num_samples, self.baseline.min_samples)
         z = draw(dist, num_samples, noise, reparameterized=False).detach()
         costs = costs_of(f, z, num_samples)
-        if isinstance(self.baseline, ControlVariate):
-            params = parameters(dist)
-            grads = self.baseline.score_gradients(costs, dist, z)
-            rest = costs.dim() - 1
-            terms = [linear_term(g, params[n], rest) for n, g in grads.items()]
-            return costs.mean(0) + sum(terms, torch.zeros_like(costs[0]))
-        log_q = sum_to_costs(dist.log_prob(z), costs)
-        advantage = costs.detach() - self.baseline.values(costs, dist, context)
-        self.baseline.update(costs, dist, context)
-        return (costs + advantage * (log_q - log_q.detach())).mean(0)
+        return costs.mean(0) + self.baseline.score_term(costs, dist, z, context)
 
     def __repr__(self) -> str:
         return f"ScoreFunction({self.baseline!r})"

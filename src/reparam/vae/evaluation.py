@@ -128,6 +128,8 @@ def log_likelihood(model, x: torch.Tensor, k: int = 5000, batch_size: int = 100,
     ``refine_steps > 0`` first refines each example's proposal (:func:`refine_posterior`)."""
     if k < 1:
         raise ValueError(f"k must be a positive number of importance samples, got {k}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive number of examples, got {batch_size}")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

@@ -1,6 +1,7 @@
 """``build_model(spec, data_dim, image_shape)``: a VAE from string/number options.
 
-Options (defaults in :data:`DEFAULTS`): ``encoder`` (mlp | conv), ``hidden`` (widths; the
+Options (defaults in :data:`DEFAULTS`, from :class:`reparam.config.TrainConfig`): ``encoder``
+(mlp | conv), ``hidden`` (widths; the
 decoder mirrors them; conv nets use ``hidden[-1]`` for their dense layer), ``activation``,
 ``gated`` (gated MLP units), ``conv_channels``, ``posterior`` (gaussian | full-cov | planar |
 iaf | vmf), ``flow_length``, ``flow_hidden`` (IAF MADE width), ``flow_context`` (context size from
@@ -17,6 +18,7 @@ from typing import Any
 
 from torch import nn
 
+from ..config import TrainConfig
 from .conv import ConvDecoder, ConvEncoder
 from .encoders import FlowEncoder, FullCovEncoder, GaussianEncoder, VMFEncoder
 from .flows import FLOWS
@@ -27,12 +29,11 @@ from .networks import make_activation, mlp
 from .priors import MixturePrior, SphericalUniformPrior, StandardNormalPrior, VampPrior
 from .two_layer import HierarchicalPrior, TwoLayerEncoder
 
-DEFAULTS: dict[str, Any] = {
-    "encoder": "mlp", "hidden": [256, 256], "activation": "tanh", "gated": False,
-    "conv_channels": [32, 64], "posterior": "gaussian", "flow_length": 4, "flow_hidden": 64,
-    "flow_context": 64, "prior": "auto", "prior_components": 500,
-    "likelihood": "bernoulli", "stochastic_layers": 1, "latent_dim": 8, "latent_dim2": None,
-}
+MODEL_KEYS = ("encoder", "hidden", "activation", "gated", "conv_channels", "posterior",
+              "flow_length", "flow_hidden", "flow_context", "prior", "prior_components",
+              "likelihood", "stochastic_layers", "latent_dim", "latent_dim2")
+# the model options' defaults are TrainConfig's (the one place defaults live)
+DEFAULTS: dict[str, Any] = {key: TrainConfig.defaults()[key] for key in MODEL_KEYS}
 
 
 def _choose(kind: str, table: dict[str, Any], name: str) -> Any:
@@ -97,6 +98,7 @@ def _validate(spec: dict[str, Any], data_dim: int, image_shape) -> dict[str, Any
     if unknown:
         raise ValueError(f"model spec: unknown option(s) {unknown}; known: {sorted(DEFAULTS)}")
     s = {**DEFAULTS, **spec}
+    s["hidden"], s["conv_channels"] = list(s["hidden"]), list(s["conv_channels"])
     _choose("encoder", {"mlp": 0, "conv": 0}, s["encoder"])
     _choose("posterior", POSTERIORS, s["posterior"])
     if s["prior"] == "auto":

@@ -18,7 +18,8 @@ with AVX512-BF16 or AMX); weights, gradients, the optimizer and every elementwis
 float32, so this is mixed precision with float32 master weights. The noise comes from the
 same noise source call as ``q.rsample((S,), noise)``, so with the same generator the run
 follows the autograd path to float rounding (tests/vae/test_fused.py checks the gradients
-against autograd). :func:`fused_step` returns ``None`` for any other model or objective, and
+against :func:`reparam.vae.elbo`, the one ELBO, to 1e-10 in float64). :func:`fused_step` returns
+``None`` for any other model or objective (:func:`why_not_fused` says why), and
 :func:`reparam.vae.train` then uses autograd.
 """
 
@@ -30,12 +31,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._torch_compat import tanh_backward, threshold_backward
+from ..estimators import Estimator, Pathwise
 from ..noise import NoiseSource, resolve
 from .encoders import GaussianEncoder
 from .likelihoods import BernoulliLikelihood
 from .model import VAE
 from .networks import Tanh, tanh_from_doubled_
-from .objectives import Loss
+from .objectives import KL_MODES, Loss, resolve_estimator
 from .priors import StandardNormalPrior
 
 _ACTIVATIONS = {Tanh: "tanh", nn.Tanh: "tanh", nn.ReLU: "relu"}
@@ -90,9 +93,9 @@ class FusedELBOStep:
     @staticmethod
     def _act_backward(d: torch.Tensor, y: torch.Tensor, name: str | None) -> torch.Tensor:
         if name == "tanh":
-            return torch.ops.aten.tanh_backward(d, y)
+            return tanh_backward(d, y)
         if name == "relu":
-            return torch.ops.aten.threshold_backward(d, y, 0)
+            return threshold_backward(d, y, 0)
         return d
 
     @staticmethod
@@ -174,25 +177,46 @@ class FusedELBOStep:
         return Loss(loss=loss, elbo=-neg_elbo, recon=recon, kl=kl)
 
 
-def fused_step(model: nn.Module, *, objective: str = "elbo", estimator: str = "pathwise",
-               kl: str = "auto", free_bits: float = 0.0, num_samples: int = 1,
-               bf16: bool = False) -> FusedELBOStep | None:
-    """A :class:`FusedELBOStep` when the model and objective are the standard MLP VAE trained
-    on the ELBO with pathwise gradients and analytic KL, every parameter trainable; else None.
-    ``bf16``: bfloat16 operands in the matrix products (float32 models only)."""
-    if (objective != "elbo" or estimator != "pathwise" or kl == "mc" or free_bits > 0
-            or not isinstance(model, VAE)
-            or type(model.encoder) is not GaussianEncoder
-            or type(model.decoder.likelihood) is not BernoulliLikelihood
-            or type(model.prior_module) is not StandardNormalPrior
-            or not all(p.requires_grad for p in model.parameters())):
-        return None
+def why_not_fused(model: nn.Module, *, objective: str = "elbo",
+                  estimator: Estimator | str = "pathwise", kl: str = "auto",
+                  free_bits: float = 0.0, bf16: bool = False) -> str | None:
+    """Why :class:`FusedELBOStep` does not apply to this model and objective (None: it does).
+    It applies to the standard MLP VAE on the ELBO with the pathwise estimator and analytic KL,
+    every parameter trainable, float32 (or float64 without ``bf16``)."""
+    if kl not in KL_MODES:
+        raise ValueError(f"kl must be one of {list(KL_MODES)}, got {kl!r}")
+    est = resolve_estimator(estimator)
+    checks = (
+        (objective == "elbo", f"objective {objective!r} (the fused step is the ELBO's)"),
+        (type(est) is Pathwise, f"estimator {est!r} (the fused step is the pathwise gradient)"),
+        (kl != "mc" and free_bits == 0, "a Monte Carlo KL or free bits"),
+        (isinstance(model, VAE) and type(model.encoder) is GaussianEncoder
+         and type(model.decoder.likelihood) is BernoulliLikelihood
+         and type(model.prior_module) is StandardNormalPrior,
+         "a model other than Gaussian posterior, standard normal prior, Bernoulli likelihood"),
+        (all(p.requires_grad for p in model.parameters()), "frozen parameters"),
+    )
+    for ok, reason in checks:
+        if not ok:
+            return reason
     encoder, decoder = _layers(model.encoder.net), _layers(model.decoder.net)
-    if encoder is None or decoder is None or encoder[-1][1] or decoder[-1][1]:
-        return None
-    if encoder[-1][0].out_features != 2 * model.latent_dim:
-        return None
+    if (encoder is None or decoder is None or encoder[-1][1] or decoder[-1][1]
+            or encoder[-1][0].out_features != 2 * model.latent_dim):
+        return "networks other than Linear / tanh / relu MLPs"
     dtypes = (torch.float32,) if bf16 else (torch.float32, torch.float64)
     if not all(p.dtype in dtypes for p in model.parameters()):
+        return f"parameters not in {[str(d) for d in dtypes]}"
+    return None
+
+
+def fused_step(model: nn.Module, *, objective: str = "elbo",
+               estimator: Estimator | str = "pathwise", kl: str = "auto",
+               free_bits: float = 0.0, num_samples: int = 1,
+               bf16: bool = False) -> FusedELBOStep | None:
+    """A :class:`FusedELBOStep` where :func:`why_not_fused` finds nothing against it, else None.
+    ``bf16``: bfloat16 operands in the matrix products (float32 models only)."""
+    if why_not_fused(model, objective=objective, estimator=estimator, kl=kl,
+                     free_bits=free_bits, bf16=bf16) is not None:
         return None
+    encoder, decoder = _layers(model.encoder.net), _layers(model.decoder.net)
     return FusedELBOStep(model, encoder, decoder, num_samples, bf16)

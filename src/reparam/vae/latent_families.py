@@ -52,7 +52,7 @@ class DirichletPrior(nn.Module):
         return Dirichlet(self.concentration, validate_args=False)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        g = torch._standard_gamma(self.concentration.expand(n, -1))
+        g = torch._standard_gamma(self.concentration.expand(n, -1), generator=generator)
         return g / g.sum(-1, keepdim=True)
 
 
@@ -64,11 +64,11 @@ class GammaPrior(nn.Module):
         self.latent_dim = int(latent_dim)
         self.register_buffer("params", torch.tensor([concentration, rate]), persistent=False)
 
-    def forward(self):
+    def forward(self) -> torch.distributions.Independent:
         a = self.params[0].expand(self.latent_dim)
         b = self.params[1].expand(self.latent_dim)
         return torch.distributions.Independent(Gamma(a, b, validate_args=False), 1)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         a = self.params[0].expand(n, self.latent_dim)
-        return torch._standard_gamma(a) / self.params[1]
+        return torch._standard_gamma(a, generator=generator) / self.params[1]

@@ -16,10 +16,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..config import TrainConfig
 from .encoders import GaussianEncoder
 from .likelihoods import BernoulliLikelihood, Likelihood
 from .networks import mlp
 from .priors import StandardNormalPrior
+
+_DEFAULTS = TrainConfig.defaults()
 
 
 class Decoder(nn.Module):
@@ -49,9 +52,9 @@ class VAE(nn.Module):
     def __init__(
         self,
         data_dim: int | None = None,
-        latent_dim: int = 8,
-        hidden: Sequence[int] = (256, 256),
-        activation: str = "tanh",
+        latent_dim: int = _DEFAULTS["latent_dim"],
+        hidden: Sequence[int] = tuple(_DEFAULTS["hidden"]),
+        activation: str = _DEFAULTS["activation"],
         *,
         encoder: nn.Module | None = None,
         decoder: Decoder | None = None,

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .._torch_compat import tanh_backward
+
 
 def tanh_from_doubled_(t: torch.Tensor) -> torch.Tensor:
     """``tanh(a) = 2 sigmoid(2 a) - 1`` in place, from ``t = 2 a`` (the CPU form of :func:`tanh`)."""
@@ -25,7 +27,7 @@ class _SigmoidTanh(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         (y,) = ctx.saved_tensors
-        return torch.ops.aten.tanh_backward(grad, y)
+        return tanh_backward(grad, y)
 
 
 def tanh(x: torch.Tensor) -> torch.Tensor:

@@ -106,7 +106,7 @@ class VampPrior(nn.Module):
         u = self.pseudo_inputs
         return F.hardtanh(u, 0.0, 1.0) if self.clamp else u
 
-    def components(self):
+    def components(self) -> torch.distributions.Distribution:
         """``q(z|u_k)`` as a distribution of batch (K,) and event (L,)."""
         q = self._encoder[0](self.inputs())
         return Independent(q, 1) if len(q.event_shape) == 0 else q

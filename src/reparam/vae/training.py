@@ -1,10 +1,16 @@
-"""The training loop: reads top to bottom, writes the run directory as it goes."""
+"""The training loop in small parts that read top to bottom:
+
+``setup`` (config -> validated config, data, model, optimizer, objectives, resume state, and
+only then the run directory) -> per epoch :func:`~reparam.vae.loop.train_epoch` (which calls
+the shared :func:`~reparam.vae.loop.step`) -> :func:`end_epoch` (evaluation, history, early
+stopping) -> :func:`checkpoint` -> :func:`finish` (metrics, weights, figures).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import time
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,16 +20,23 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import runs, viz
-from ..config import TrainConfig, parse_duration
+from .._torch_compat import bf16_supported
+from ..config import ELBO_PHASE, FIXED_ON_RESUME, TrainConfig, parse_duration
 from ..data import Dataset, load_dataset
+from ..estimators import ESTIMATORS, Estimator
 from ..noise import MonteCarlo
 from .evaluation import evaluate_elbo
-from .factory import DEFAULTS as MODEL_DEFAULTS
+from .factory import MODEL_KEYS
 from .factory import build_model as factory_build_model
-from .fused import fused_step
+from .fused import FusedELBOStep, fused_step, why_not_fused
+from .loop import ObjectiveFn, Progress, Run, StepState, schedules, step, train_epoch
 from .model import VAE
-from .objectives import elbo, iwae
+from .objectives import elbo, iwae, resolve_estimator
 from .optim import AdamStep, adam
+
+__all__ = ["train", "setup", "step", "train_epoch", "end_epoch", "checkpoint", "finish",
+           "resolve_config", "Run", "StepState", "Progress", "TrainResult", "schedules",
+           "load_run", "write_figures", "build_model", "objectives"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -36,37 +49,45 @@ def resolve_device(name: str) -> torch.device:
 
 
 def model_spec(config: TrainConfig) -> dict[str, Any]:
-    """The model options of ``config`` (see :data:`reparam.vae.factory.DEFAULTS`)."""
+    """The model options of ``config`` (see :data:`reparam.vae.factory.MODEL_KEYS`)."""
     values = config.to_dict()
-    return {key: values[key] for key in MODEL_DEFAULTS if key in values}
+    return {key: values[key] for key in MODEL_KEYS}
 
 
 def build_model(config: TrainConfig, data_dim: int, image_shape=None) -> VAE:
     return factory_build_model(model_spec(config), data_dim, image_shape)
 
 
-def objective(config: TrainConfig):
-    """``loss(model, x, beta, noise) -> Loss`` for the configured objective and estimator
-    (for ``iwae_from``: the ELBO; :func:`train` switches to ``iwae_objective`` later)."""
+def objectives(config: TrainConfig, estimator: Estimator | None = None
+               ) -> tuple[ObjectiveFn, ObjectiveFn | None]:
+    """``(objective, IWAE objective or None)``, each ``(model, x, beta, noise) -> Loss`` with
+    one estimator instance for the run (``estimator``, else a fresh ``config.estimator``;
+    stateful baselines keep their state). For ``iwae_from`` the first is the ELBO with the
+    estimator's ELBO phase (DReG: STL)."""
+    def bound(est):
+        return lambda model, x, beta, noise: iwae(model, x, config.k, noise, estimator=est)
+
+    given = estimator or resolve_estimator(config.estimator)
     if config.objective == "iwae":
-        if config.beta != 1.0 or config.warmup > 0 or config.free_bits > 0:
-            raise ValueError("objective 'iwae' has no KL weight: beta, warmup and free_bits "
-                             "apply to 'elbo' only")
-        return iwae_objective(config)
-    # iwae_from with DReG: its one-sample case, STL, in the ELBO phase (without iwae_from,
-    # elbo() rejects 'dreg' with its own message)
-    dreg_phase = config.iwae_from is not None and config.estimator == "dreg"
-    estimator = "stl" if dreg_phase else config.estimator
-    return lambda model, x, beta, noise: elbo(
-        model, x, num_samples=config.num_samples, beta=beta, noise=noise,
-        estimator=estimator, kl=config.kl, free_bits=config.free_bits)
+        return bound(given), None
+    est = resolve_estimator(ELBO_PHASE[config.estimator]) if config.iwae_from is not None else given
+
+    def elbo_fn(model, x, beta, noise):
+        return elbo(model, x, config.num_samples, beta, noise, estimator=est, kl=config.kl,
+                    free_bits=config.free_bits)
+
+    later = bound(given) if config.iwae_from is not None else None
+    return elbo_fn, later
 
 
-def iwae_objective(config: TrainConfig):
-    """The IWAE bound with ``config.k`` samples and ``config.estimator`` (pathwise or dreg):
-    the objective ``iwae``, and the ``iwae_from`` phase."""
-    return lambda model, x, beta, noise: iwae(model, x, k=config.k, noise=noise,
-                                              estimator=config.estimator)
+def estimator_name(estimator: Estimator) -> str:
+    """The name in ``ESTIMATORS`` whose entry is ``estimator``'s class (what ``config.json``
+    records for an estimator object)."""
+    for name, factory in ESTIMATORS.items():
+        if factory is type(estimator):
+            return name
+    raise ValueError(f"train(estimator={estimator!r}): register its class in reparam.estimators."
+                     f"ESTIMATORS so that config.json can name it")
 
 
 def load_data(config: TrainConfig) -> Dataset:
@@ -101,15 +122,73 @@ def split_data(config: TrainConfig, data: Dataset) -> tuple[torch.Tensor, torch.
     return train_x, valid_x
 
 
-def schedules(config: TrainConfig, fraction: float) -> tuple[float, float]:
-    """(learning rate, KL weight beta) at ``fraction`` in [0, 1] of the run."""
-    lr = config.lr
-    if config.lr_schedule == "cosine":
-        lr = config.lr * 0.5 * (1.0 + math.cos(math.pi * min(fraction, 1.0)))
-    beta = config.beta
-    if config.warmup > 0:
-        beta = config.beta * min(1.0, fraction / config.warmup)
-    return lr, beta
+def resolve_config(config: TrainConfig | None, resume: str | Path | None,
+                   overrides: dict[str, Any]) -> TrainConfig:
+    """The run's validated config; nothing is read but ``RUN/config.json``, nothing written.
+
+    A resumed run keeps its stored config: ``overrides`` may change the loop's settings
+    (``epochs``, ``time_limit``, ``iwae_from``, ...) but not those of
+    :data:`reparam.config.FIXED_ON_RESUME` (model, data, seed), ``out`` must be the run
+    itself, and a second config is refused."""
+    if resume is None:
+        return (config or TrainConfig()).replace(**overrides)
+    if config is not None:
+        raise ValueError(f"a config and resume={str(resume)!r} exclude each other: a resumed run "
+                         f"keeps its stored config (pass single settings, e.g. epochs, to extend it)")
+    stored = TrainConfig.load(Path(resume) / "config.json")
+    out = overrides.pop("out", None)
+    if out is not None and Path(out).resolve() != Path(resume).resolve():
+        raise ValueError(f"out={out!r} conflicts with resume={str(resume)!r}: a resumed run "
+                         f"writes into its own directory")
+    changed = [k for k in FIXED_ON_RESUME if k in overrides and overrides[k] != getattr(stored, k)]
+    if changed:
+        was = ", ".join(f"{k}={getattr(stored, k)!r} (given {overrides[k]!r})" for k in changed)
+        raise ValueError(f"cannot change {changed} when resuming {str(resume)!r}: the run was "
+                         f"trained with {was}; start a new run for a different model or data")
+    return stored.replace(**overrides, out=str(resume))
+
+
+def _splits(config: TrainConfig, data: Dataset, device: torch.device):
+    """``(data, train_x, valid_x, test_x)`` on ``device``; dynamic binarization trains on the
+    pixel probabilities (binarized every batch)."""
+    if data.binarization == "dynamic":
+        if data.train_probs is None:
+            raise ValueError(f"dataset {data.name!r} has no grayscale values for dynamic binarization")
+        data = dataclasses.replace(data, train=data.train_probs)
+    train_x, valid_x = split_data(config, data)
+    return data, train_x.to(device), valid_x, data.test.to(device)
+
+
+def select_fused(config: TrainConfig, model: VAE) -> FusedELBOStep | None:
+    """The fused step where it applies (``fused`` unset) or where forced (``fused=True``: an
+    error naming why when it cannot apply); None with ``fused=False`` or ``compile``."""
+    if config.fused is False or config.compile:
+        return None
+    estimator = ELBO_PHASE[config.estimator] if config.iwae_from is not None else config.estimator
+    options = dict(objective=config.objective, estimator=estimator, kl=config.kl,
+                   free_bits=config.free_bits, bf16=config.bf16)
+    why = why_not_fused(model, **options)
+    if why is not None:
+        if config.fused:
+            raise ValueError(f"fused=True but the fused step cannot apply here: {why} (leave "
+                             f"'fused' unset to use it only where it applies)")
+        return None
+    return fused_step(model, num_samples=config.num_samples, **options)
+
+
+def _warn_bf16(config: TrainConfig, device: torch.device) -> None:
+    if config.bf16 and device.type == "cpu" and not bf16_supported():
+        warnings.warn("bf16 = true on a CPU without native bfloat16 instructions (AVX512-BF16 / "
+                      "AMX): the products are emulated and slower than float32", stacklevel=3)
+
+
+def _probe(config: TrainConfig, model: VAE, x: torch.Tensor) -> None:
+    """Evaluate the objectives once on two rows (fresh estimators, own noise, no gradients), so
+    an estimator the model cannot take fails before anything is written."""
+    with torch.no_grad():
+        for fn in objectives(config):
+            if fn is not None:
+                fn(model, x[:2], 1.0, MonteCarlo(torch.Generator(x.device).manual_seed(0)))
 
 
 def _tensorboard(run_dir: Path | None, enabled: bool):
@@ -122,10 +201,142 @@ def _tensorboard(run_dir: Path | None, enabled: bool):
     return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
 
 
+def setup(config: TrainConfig, *, dataset: Dataset | None = None,
+          resume: str | Path | None = None, save: bool = True,
+          estimator: Estimator | None = None) -> Run:
+    """Everything a run needs, checked before anything is written: data, model, optimizer,
+    objectives (probed), the resumed state; then the run directory and its ``config.json``.
+    ``estimator``: an instance to train with (``config.estimator`` names its class)."""
+    device = resolve_device(config.device)
+    time_limit = parse_duration(config.time_limit) if config.time_limit else math.inf
+    torch.manual_seed(config.seed)
+    data = dataset if dataset is not None else load_data(config)
+    model = build_model(config, data.dim, data.image_shape).to(device)
+    elbo_fn, iwae_fn = objectives(config, estimator)
+    optimizer = adam(model.parameters(), lr=config.lr)
+    state = StepState(optimizer, AdamStep(optimizer), elbo_fn,  # AdamStep: optimizer.step() lean
+                      autocast=torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16))
+    noise_gen = torch.Generator(device).manual_seed(config.seed + 1)
+    data, train_x, valid_x, test_x = _splits(config, data, device)
+    run = Run(config, device, data, model, state, elbo_fn, iwae_fn, None, train_x, valid_x,
+              test_x, torch.Generator().manual_seed(config.seed), noise_gen, MonteCarlo(noise_gen),
+              time_limit)
+    _probe(config, model, train_x)
+    if resume is not None:
+        _restore(run, Path(resume))
+    else:
+        run.progress.initial = evaluate_elbo(model, test_x, config.eval_samples,
+                                             generator=run.eval_generator())
+    run.best_state = {k: v.clone() for k, v in model.state_dict().items()}
+    run.fused = state.fused = select_fused(config, model)
+    _warn_bf16(config, device)
+    if config.compile:
+        model.encoder.compile()
+        model.decoder.compile()
+    if save:
+        run.run_dir, run.config = _open_run_dir(config, resume)
+    run.writer = _tensorboard(run.run_dir, config.tensorboard)
+    return run
+
+
+def _restore(run: Run, run_dir: Path) -> None:
+    """The model, optimizer, random streams and progress from ``run_dir``'s checkpoint."""
+    saved, extra = runs.load_checkpoint(run_dir, run.model, run.state.optimizer, run.device)
+    run.progress = Progress(
+        epoch=saved["epoch"], elapsed=saved["elapsed"], initial=saved["initial"],
+        best=saved.get("best", -math.inf), iwae_epoch=saved.get("iwae_epoch", 0),
+        history=runs.read_history(run_dir / "history.csv"))
+    run.shuffle_gen.set_state(extra["shuffle_gen"])
+    run.noise_gen.set_state(extra["noise_gen"].to(run.noise_gen.get_state().device))
+
+
+def _open_run_dir(config: TrainConfig, resume: str | Path | None) -> tuple[Path, TrainConfig]:
+    """Create the run directory (unless resuming) and write ``config.json``; a directory this
+    call created is removed again when the write fails."""
+    target = Path(resume) if resume is not None else None
+    created = target is None and not (config.out and Path(config.out).exists())
+    run_dir = target or runs.prepare_run_dir(config.out)
+    config = config.replace(out=str(run_dir))
+    try:
+        runs.write_json(run_dir / "config.json", config.to_dict())
+    except BaseException:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    return run_dir, config
+
+
+def end_epoch(run: Run, epoch: int, train_elbo: float) -> dict[str, float]:
+    """Evaluate, append the history row, log it, and update early stopping; returns the row."""
+    config, progress, gen = run.config, run.progress, run.eval_generator
+    test = evaluate_elbo(run.model, run.test_x, config.eval_samples, generator=gen())
+    row = {"epoch": epoch, "train_elbo": train_elbo, "test_elbo": test["elbo"],
+           "test_recon": test["recon"], "test_kl": test["kl"], "lr": run.state.lr,
+           "beta": run.state.beta, "seconds": progress.elapsed}
+    if run.valid_x is not None:
+        row["valid_elbo"] = evaluate_elbo(run.model, run.valid_x, config.eval_samples,
+                                          generator=gen())["elbo"]
+        if row["valid_elbo"] > progress.best:
+            progress.best, progress.stale = row["valid_elbo"], 0
+            run.best_state = {k: v.clone() for k, v in run.model.state_dict().items()}
+        else:
+            progress.stale += 1
+            if config.patience is not None and progress.stale >= config.patience:
+                progress.stop_reason = "early_stopping"
+    progress.history.append(row)
+    progress.epoch = epoch
+    if run.writer is not None:
+        for key, value in row.items():
+            if key != "epoch":
+                run.writer.add_scalar(key, value, epoch)
+    return row
+
+
+def checkpoint(run: Run) -> None:
+    """Write the checkpoint (model, optimizer, random streams, progress) and the history."""
+    p = run.progress
+    runs.save_checkpoint(
+        run.run_dir, run.model, run.state.optimizer,
+        {"epoch": p.epoch, "elapsed": p.elapsed, "initial": p.initial, "best": p.best,
+         "iwae_epoch": p.iwae_epoch},
+        extra={"shuffle_gen": run.shuffle_gen.get_state(),
+               "noise_gen": run.noise_gen.get_state().cpu()})
+    runs.write_history(run.run_dir / "history.csv", p.history)
+
+
+def finish(run: Run) -> TrainResult:
+    """Restore the best validation model (early stopping), compute the final metrics, write
+    the weights, ``metrics.json`` and the figures."""
+    config, model, p, gen = run.config, run.model, run.progress, run.eval_generator
+    if run.writer is not None:
+        run.writer.close()
+    if run.valid_x is not None and config.patience is not None:
+        model.load_state_dict(run.best_state)  # early stopping keeps the best validation model
+    train_final = evaluate_elbo(model, run.train_x, config.eval_samples, generator=gen())
+    test_final = evaluate_elbo(model, run.test_x, config.eval_samples, generator=gen())
+    metrics = {
+        "train_elbo": train_final["elbo"], "test_elbo": test_final["elbo"],
+        "test_recon": test_final["recon"], "test_kl": test_final["kl"],
+        "train_recon": train_final["recon"], "train_kl": train_final["kl"],
+        "initial_test_elbo": p.initial["elbo"], "epochs": p.history[-1]["epoch"] if p.history else 0,
+        "stop_reason": p.stop_reason, "wall_time_s": p.elapsed, "device": str(run.device),
+        "dataset": run.data.name, "train_examples": run.train_x.shape[0],
+        "num_parameters": sum(q.numel() for q in model.parameters()),
+        "fused_step": run.fused is not None,
+        "iwae_from_epoch": p.iwae_epoch or None,
+        "units": "nats per example",
+    }
+    if run.run_dir is not None:
+        runs.save_weights(run.run_dir / "model.safetensors", model.state_dict())
+        runs.write_json(run.run_dir / "metrics.json", metrics)
+        write_figures(run.run_dir, model, run.data, p.history, config.seed)
+    return TrainResult(model, config, metrics, p.history, run.run_dir)
+
+
 def train(
     config: TrainConfig | None = None,
     *,
-    dataset: Dataset | None = None,
+    dataset: Dataset | str | None = None,
     resume: str | Path | None = None,
     save: bool = True,
     progress: bool = True,
@@ -134,162 +345,35 @@ def train(
     """Train a VAE by minimising the negative ELBO; write the run directory when ``save``.
 
     ``train()`` trains on the digits with the defaults of :class:`TrainConfig`;
-    ``train(epochs=5)`` overrides single settings; ``resume=RUN_DIR`` continues a run from
-    its last checkpoint (``overrides`` may raise ``epochs`` or ``time_limit``).
+    ``train(epochs=5)`` overrides single settings (``estimator`` may be an
+    :class:`~reparam.estimators.Estimator` object); ``dataset`` is a loaded :class:`Dataset`
+    or a dataset name; ``resume=RUN_DIR`` continues a run from its last checkpoint
+    (``overrides`` may change the loop's settings, e.g. raise ``epochs``; see
+    :func:`resolve_config`).
     """
-    if resume is not None:
-        config = TrainConfig.load(Path(resume) / "config.json").replace(out=str(resume), **overrides)
+    if isinstance(dataset, str):
+        overrides["dataset"], dataset = dataset, None
+    estimator = overrides.get("estimator")
+    if isinstance(estimator, Estimator):  # config.json records the name of its class
+        overrides["estimator"] = estimator_name(estimator)
     else:
-        config = (config or TrainConfig()).replace(**overrides)
-    device = resolve_device(config.device)
-    time_limit = parse_duration(config.time_limit) if config.time_limit else math.inf
-    run_dir = runs.prepare_run_dir(config.out) if save else None
-    if run_dir is not None:
-        config = config.replace(out=str(run_dir))
-        runs.write_json(run_dir / "config.json", config.to_dict())
-
-    torch.manual_seed(config.seed)
-    data = dataset if dataset is not None else load_data(config)
-    model = build_model(config, data.dim, data.image_shape).to(device)
-    loss_fn = objective(config)
-    optimizer = adam(model.parameters(), lr=config.lr)
-    optimizer_step = AdamStep(optimizer)  # optimizer.step() without its per-step Python
-    shuffle_gen = torch.Generator().manual_seed(config.seed)
-    noise_gen = torch.Generator(device).manual_seed(config.seed + 1)
-    noise = MonteCarlo(noise_gen)
-
-    def eval_gen() -> torch.Generator:  # the same evaluation noise every time
-        return torch.Generator(device).manual_seed(config.seed + 2)
-
-    if data.binarization == "dynamic":  # train on pixel probabilities, binarize every batch
-        if data.train_probs is None:
-            raise ValueError(f"dataset {data.name!r} has no grayscale values for dynamic binarization")
-        data = dataclasses.replace(data, train=data.train_probs)
-    dynamic = data.binarization == "dynamic"
-    train_x, valid_x = split_data(config, data)
-    train_x, test_x = train_x.to(device), data.test.to(device)
-    history: list[dict[str, float]] = []
-    start_epoch, elapsed, best = 0, 0.0, -math.inf
-    iwae_epoch = 0  # iwae_from: first epoch with IWAE steps (0: none yet)
-    initial = evaluate_elbo(model, test_x, config.eval_samples, generator=eval_gen())
-    if resume is not None:
-        state, extra = runs.load_checkpoint(run_dir, model, optimizer, device)
-        start_epoch, elapsed, initial = state["epoch"], state["elapsed"], state["initial"]
-        best, iwae_epoch = state.get("best", -math.inf), state.get("iwae_epoch", 0)
-        shuffle_gen.set_state(extra["shuffle_gen"])
-        noise_gen.set_state(extra["noise_gen"].to(noise_gen.get_state().device))
-        history = runs.read_history(run_dir / "history.csv")
-    best_state = {k: v.clone() for k, v in model.state_dict().items()}
-    step = None if not config.fused or config.compile else fused_step(
-        model, objective=config.objective, estimator=config.estimator, kl=config.kl,
-        free_bits=config.free_bits, num_samples=config.num_samples, bf16=config.bf16)
-    fused_used = step is not None
-    if config.bf16 and device.type == "cpu" and not (
-            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
-        warnings.warn("bf16 = true on a CPU without native bfloat16 instructions (AVX512-BF16 / "
-                      "AMX): the products are emulated and slower than float32", stacklevel=2)
-    iwae_fn = iwae_objective(config) if config.iwae_from is not None else None
-    if config.compile:
-        model.encoder.compile()
-        model.decoder.compile()
-    writer = _tensorboard(run_dir, config.tensorboard)
-
-    n, bs = train_x.shape[0], config.batch_size
-    steps = math.ceil(n / bs)
-    total_steps = config.epochs * steps
-    bar = tqdm(total=(config.epochs - start_epoch) * steps, disable=not progress,
-               desc="train", unit="step", dynamic_ncols=True)
-    model.train()
-    stop_reason, stale = "epochs", 0
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16)
-    for epoch in range(start_epoch + 1, config.epochs + 1):
-        t0 = time.perf_counter()
-        perm = torch.randperm(n, generator=shuffle_gen).to(device)
-        running, seen = torch.zeros((), device=device), 0
-        for i in range(steps):
-            fraction = max(((epoch - 1) * steps + i) / total_steps,
-                           (elapsed + time.perf_counter() - t0) / time_limit)
-            lr, beta = schedules(config, fraction)
-            on_iwae = iwae_fn is not None and fraction >= config.iwae_from
-            if on_iwae:
-                iwae_epoch = iwae_epoch or epoch
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            xb = train_x[perm[i * bs:(i + 1) * bs]]
-            if dynamic:
-                xb = torch.bernoulli(xb, generator=noise_gen)
-            if step is not None and not on_iwae:  # same loss and gradients, closed-form backward
-                out = step(xb, beta, noise)
-            else:
-                with autocast:
-                    out = (iwae_fn if on_iwae else loss_fn)(model, xb, beta, noise)
-                optimizer.zero_grad(set_to_none=True)
-                out.loss.backward()
-            optimizer_step()
-            running += out.elbo * xb.shape[0]
-            seen += xb.shape[0]
-            bar.update(1)
-            if i == steps - 1 or i % 50 == 0:
-                bar.set_postfix(epoch=epoch, loss=f"{float(out.loss.detach()):.3f}")
-            if elapsed + time.perf_counter() - t0 >= time_limit:
-                stop_reason = "time_limit"
-                break
-        elapsed += time.perf_counter() - t0
-        test = evaluate_elbo(model, test_x, config.eval_samples, generator=eval_gen())
-        row = {"epoch": epoch, "train_elbo": float(running) / seen, "test_elbo": test["elbo"],
-               "test_recon": test["recon"], "test_kl": test["kl"], "lr": lr, "beta": beta,
-               "seconds": elapsed}
-        if valid_x is not None:
-            row["valid_elbo"] = evaluate_elbo(model, valid_x, config.eval_samples,
-                                              generator=eval_gen())["elbo"]
-            if row["valid_elbo"] > best:
-                best, stale = row["valid_elbo"], 0
-                best_state = {k: v.clone() for k, v in model.state_dict().items()}
-            else:
-                stale += 1
-                if config.patience is not None and stale >= config.patience:
-                    stop_reason = "early_stopping"
-        history.append(row)
-        if writer is not None:
-            for key, value in row.items():
-                if key != "epoch":
-                    writer.add_scalar(key, value, epoch)
-        last = epoch == config.epochs or stop_reason != "epochs"
-        if run_dir is not None and (epoch % config.checkpoint_every == 0 or last):
-            runs.save_checkpoint(
-                run_dir, model, optimizer,
-                {"epoch": epoch, "elapsed": elapsed, "initial": initial, "best": best,
-                 "iwae_epoch": iwae_epoch},
-                extra={"shuffle_gen": shuffle_gen.get_state(),
-                       "noise_gen": noise_gen.get_state().cpu()})
-            runs.write_history(run_dir / "history.csv", history)
-        if stop_reason != "epochs":
+        estimator = None
+    run = setup(resolve_config(config, resume, overrides), dataset=dataset, resume=resume,
+                save=save, estimator=estimator)
+    config = run.config
+    bar = tqdm(total=(config.epochs - run.progress.epoch) * run.steps_per_epoch,
+               disable=not progress, desc="train", unit="step", dynamic_ncols=True)
+    run.model.train()
+    for epoch in range(run.progress.epoch + 1, config.epochs + 1):
+        end_epoch(run, epoch, train_epoch(run, epoch, bar))
+        stopping = run.progress.stop_reason != "epochs"
+        last = epoch == config.epochs or stopping
+        if run.run_dir is not None and (epoch % config.checkpoint_every == 0 or last):
+            checkpoint(run)
+        if stopping:
             break
     bar.close()
-    if writer is not None:
-        writer.close()
-    if valid_x is not None and config.patience is not None:
-        model.load_state_dict(best_state)  # early stopping keeps the best validation model
-
-    train_final = evaluate_elbo(model, train_x, config.eval_samples, generator=eval_gen())
-    test_final = evaluate_elbo(model, test_x, config.eval_samples, generator=eval_gen())
-    metrics = {
-        "train_elbo": train_final["elbo"], "test_elbo": test_final["elbo"],
-        "test_recon": test_final["recon"], "test_kl": test_final["kl"],
-        "train_recon": train_final["recon"], "train_kl": train_final["kl"],
-        "initial_test_elbo": initial["elbo"], "epochs": history[-1]["epoch"] if history else 0,
-        "stop_reason": stop_reason, "wall_time_s": elapsed, "device": str(device),
-        "dataset": data.name, "train_examples": n,
-        "num_parameters": sum(p.numel() for p in model.parameters()),
-        "fused_step": fused_used,
-        "iwae_from_epoch": iwae_epoch or None,
-        "units": "nats per example",
-    }
-    if run_dir is not None:
-        runs.save_weights(run_dir / "model.safetensors", model.state_dict())
-        runs.write_json(run_dir / "metrics.json", metrics)
-        write_figures(run_dir, model, data, history, config.seed)
-    return TrainResult(model, config, metrics, history, run_dir)
+    return finish(run)
 
 
 def write_figures(run_dir: Path, model: VAE, data: Dataset, history: list[dict[str, float]],
