@@ -60,7 +60,9 @@ def multivariate(b: int) -> dict:
     d, r, k = 32, 8, 10
     tril = torch.tril(torch.randn(b, d, d) * 0.1) + torch.eye(d)
     return {
-        f"MultivariateNormal d={d}": (D.MultivariateNormal, lambda m, s, validate_args:
+        f"MultivariateNormal d={d}": (lambda m, s, validate_args: D.MultivariateNormal(
+                                          m, scale_tril=s, validate_args=validate_args),
+                                      lambda m, s, validate_args:
                                       td.MultivariateNormal(m, scale_tril=s,
                                                             validate_args=validate_args),
                                       (torch.randn(b, d), tril)),

@@ -36,7 +36,7 @@ FAMILIES = {  # name -> (constructor, parameter values)
     "Kumaraswamy": (D.Kumaraswamy, _t([2.0], [3.0])),
     "LogNormal": (D.LogNormal, _t([0.0], [0.5])),
     "TruncatedNormal": (D.TruncatedNormal, _t([0.3], [1.2], [-1.0], [2.0])),
-    "MultivariateNormal (d=3)": (D.MultivariateNormal, [
+    "MultivariateNormal (d=3)": (lambda m, s: D.MultivariateNormal(m, scale_tril=s), [
         torch.tensor([0.5, -1.0, 0.2], dtype=F64),
         torch.tensor([[1.0, 0, 0], [0.3, 0.8, 0], [-0.5, 0.4, 1.5]], dtype=F64)]),
     "RelaxedBernoulli": (lambda t, l: D.RelaxedBernoulli(t, logits=l), _t([0.5], [0.3])),

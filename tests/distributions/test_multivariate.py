@@ -28,7 +28,7 @@ def _mc(seed: int) -> MonteCarlo:
 
 def cases():
     """(distribution, covariance) pairs."""
-    return [(MultivariateNormal(LOC, TRIL), TRIL @ TRIL.T),
+    return [(MultivariateNormal(LOC, scale_tril=TRIL), TRIL @ TRIL.T),
             (LowRankMultivariateNormal(LOC, W, DIAG), W @ W.T + torch.diag(DIAG))]
 
 
@@ -111,7 +111,7 @@ def test_float32_finite_gradients(scale):
     loc = (LOC.float() * 1e3).requires_grad_()
     tril = (TRIL.float() * scale).requires_grad_()
     w, diag = (W.float() * scale).requires_grad_(), (DIAG.float() * scale**2).requires_grad_()
-    for d, params in ((MultivariateNormal(loc, tril), (loc, tril)),
+    for d, params in ((MultivariateNormal(loc, scale_tril=tril), (loc, tril)),
                       (LowRankMultivariateNormal(loc, w, diag), (loc, w, diag))):
         z = d.rsample((256,), noise=_mc(4))
         grads = torch.autograd.grad(z.sum() + d.log_prob(z).sum(), params)
@@ -133,7 +133,7 @@ def test_shapes_expand_and_noise():
 
 
 def test_kl_against_closed_form():
-    p = MultivariateNormal(LOC, TRIL)
+    p = MultivariateNormal(LOC, scale_tril=TRIL)
     q, cov_q = LowRankMultivariateNormal(-LOC, W, DIAG), W @ W.T + torch.diag(DIAG)
     cov_p = TRIL @ TRIL.T
     prec = torch.linalg.inv(cov_q)
@@ -144,11 +144,11 @@ def test_kl_against_closed_form():
 
 
 @pytest.mark.parametrize("make,name", [
-    (lambda: MultivariateNormal(LOC, -TRIL), "scale_tril"),
-    (lambda: MultivariateNormal(LOC, TRIL.T), "scale_tril"),
-    (lambda: MultivariateNormal(LOC * math.nan, TRIL), "loc"),
-    (lambda: MultivariateNormal(LOC, TRIL * math.nan), "scale_tril"),
-    (lambda: MultivariateNormal(LOC, TRIL[:2, :2]), "scale_tril"),
+    (lambda: MultivariateNormal(LOC, scale_tril=-TRIL), "scale_tril"),
+    (lambda: MultivariateNormal(LOC, scale_tril=TRIL.T), "scale_tril"),
+    (lambda: MultivariateNormal(LOC * math.nan, scale_tril=TRIL), "loc"),
+    (lambda: MultivariateNormal(LOC, scale_tril=TRIL * math.nan), "scale_tril"),
+    (lambda: MultivariateNormal(LOC, scale_tril=TRIL[:2, :2]), "scale_tril"),
     (lambda: LowRankMultivariateNormal(LOC, W, -DIAG), "cov_diag"),
     (lambda: LowRankMultivariateNormal(LOC, W * math.nan, DIAG), "cov_factor"),
     (lambda: LowRankMultivariateNormal(LOC * math.nan, W, DIAG), "loc"),

@@ -103,7 +103,8 @@ def test_straight_through_is_hard_with_relaxed_gradient(cls):
             if cls is RelaxedOneHotCategorical:
                 assert torch.equal(z.detach().sum(-1), torch.ones(64, dtype=F64))
         grads.append(torch.autograd.grad((z * w).sum(), [logits, t]))
-        assert torch.isfinite(cls(t, logits=logits, straight_through=straight).log_prob(z)).all()
+        if not straight:  # a hard sample is a vertex, where the Concrete density is undefined
+            assert torch.isfinite(cls(t, logits=logits).log_prob(z)).all()
     for g_soft, g_hard in zip(*grads, strict=True):
         torch.testing.assert_close(g_soft, g_hard)
 
@@ -121,7 +122,7 @@ def test_no_nan_at_tiny_temperature_and_extreme_logits(cls, dtype):
         grads = torch.autograd.grad((y * w).sum(), [logits, temp], retain_graph=True)
         assert torch.isfinite(y).all(), (t, scale)
         assert all(torch.isfinite(g).all() for g in grads), (t, scale, grads)
-        if t >= 1e-3 and scale == 1.0:  # the log density itself stays in range
+        if t >= 1e-3 and scale == 1.0 and not straight:  # the log density stays in range
             lp = d.log_prob(y)
             assert torch.isfinite(lp).all()
             assert all(torch.isfinite(g).all() for g in torch.autograd.grad(lp.sum(), [logits, temp]))
@@ -142,7 +143,7 @@ def test_probs_parameterization_and_shapes():
 
 @pytest.mark.parametrize("cls,kwargs,name", [
     (RelaxedOneHotCategorical, {"temperature": -1.0, "logits": [0.0, 1.0]}, "temperature"),
-    (RelaxedOneHotCategorical, {"temperature": 1.0, "probs": [0.5, 0.6]}, "probs"),
+    (RelaxedOneHotCategorical, {"temperature": 1.0, "probs": [0.5, -0.6]}, "probs"),
     (RelaxedOneHotCategorical, {"temperature": 1.0, "logits": [0.0, math.nan]}, "logits"),
     (RelaxedOneHotCategorical, {"temperature": math.nan, "logits": [0.0, 1.0]}, "temperature"),
     (RelaxedBernoulli, {"temperature": 0.0, "logits": 0.3}, "temperature"),

@@ -81,3 +81,20 @@ def test_batch_shapes_and_validation():
         VonMisesFisher(h, torch.ones(8))
     with pytest.raises(ValueError, match="concentration"):
         VonMisesFisher(F.normalize(h, dim=-1), -torch.ones(8))
+
+
+def test_log_prob_refuses_a_point_off_the_sphere():
+    """Validation on: a non-unit vector is refused; off: its density is 0 (``-inf``)."""
+    loc = torch.tensor([0.6, 0.8, 0.0], dtype=torch.float64)
+    kappa = torch.tensor(3.0, dtype=torch.float64)
+    off = torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64)
+    with pytest.raises(ValueError, match="support"):
+        VonMisesFisher(loc, kappa, validate_args=True).log_prob(off)
+    lp = VonMisesFisher(loc, kappa, validate_args=False).log_prob(torch.stack([off, loc]))
+    assert lp[0] == -math.inf and torch.isfinite(lp[1])
+
+
+def test_uniform_prior_density_is_zero_off_the_sphere():
+    u = HypersphericalUniform(3, dtype=torch.float64)
+    lp = u.log_prob(torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64))
+    assert lp[0] == -math.inf and lp[1] == pytest.approx(-math.log(4 * math.pi), rel=1e-12)

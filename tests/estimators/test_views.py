@@ -38,8 +38,8 @@ FAMILIES = {
     "TruncatedNormal": lambda: rd.TruncatedNormal(_leaf(0.1, 1.0), _leaf(0.5, 2.0),
                                                   _leaf(-1.0, -1.0), _leaf(2.0, 3.0)),
     "MultivariateNormal": lambda: rd.MultivariateNormal(
-        _leaf(0.1, 1.0), torch.tensor([[1.0, 0.0], [0.5, 2.0]], dtype=torch.float64,
-                                      requires_grad=True)),
+        _leaf(0.1, 1.0), scale_tril=torch.tensor([[1.0, 0.0], [0.5, 2.0]], dtype=torch.float64,
+                                                 requires_grad=True)),
     "RelaxedOneHotCategorical": lambda: rd.RelaxedOneHotCategorical(
         torch.tensor(0.5, dtype=torch.float64), logits=_leaf(0.2, -0.7, 0.1)),
     "VonMisesFisher": lambda: rd.VonMisesFisher(_leaf(0.6, 0.8), _leaf(2.0)),

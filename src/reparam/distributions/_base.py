@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
+import math
 
 import torch
 from torch.distributions import Distribution, constraints
@@ -66,7 +68,10 @@ class Reparameterized(Distribution):
         event_shape: torch.Size = torch.Size(),
         validate_args: bool | None = None,
     ) -> None:
-        super().__init__(batch_shape, event_shape, validate_args=False)
+        # Distribution's own __init__, not the next class in the MRO: a family that also
+        # subclasses its torch namesake (``class Normal(Reparameterized, td.Normal)``) sets
+        # its parameters itself and must not run torch's constructor.
+        Distribution.__init__(self, batch_shape, event_shape, validate_args=False)
         self._validate_args = Distribution._validate_args if validate_args is None else validate_args
         if validate_args is not False:
             check_parameters(self)
@@ -77,6 +82,12 @@ class Reparameterized(Distribution):
         Reparameterized.__init__(new, batch_shape, self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new
+
+    def _validate_sample(self, value) -> None:
+        """torch's check (support, shape); a Python number is checked as a tensor."""
+        if not torch.is_tensor(value):
+            value = torch.as_tensor(value, dtype=torch.get_default_dtype())
+        Distribution._validate_sample(self, value)
 
     def _noise_shape(self, sample_shape: torch.Size | tuple[int, ...]) -> torch.Size:
         return self._extended_shape(torch.Size(sample_shape))
@@ -95,15 +106,95 @@ class Reparameterized(Distribution):
             return self.rsample(sample_shape, noise=noise)
 
 
+def outside_support(support: constraints.Constraint, value: torch.Tensor, result: torch.Tensor,
+                    *, cdf: bool = False) -> torch.Tensor:
+    """``result`` where ``value`` lies in ``support``; elsewhere ``-inf`` (a log density) or,
+    for a ``cdf``, ``0`` at or below the support's lower bound and ``1`` above it. NaN stays NaN.
+
+    With validation off, torch's formulas evaluated outside the support give finite or NaN
+    numbers (``HalfNormal(1).log_prob(-1) = -0.73``); this keeps densities exact everywhere.
+    """
+    if not torch.is_tensor(value):
+        value = torch.as_tensor(value, dtype=result.dtype, device=result.device)
+    inside = support.check(value)
+    if support.event_dim == 0:
+        inside = inside | torch.isnan(value)
+    if not cdf:
+        return torch.where(inside, result, -math.inf)
+    lower = getattr(support, "lower_bound", None)
+    low_side = value <= lower if lower is not None else torch.zeros_like(inside)
+    return torch.where(inside, result, torch.where(low_side, 0.0, 1.0).to(result.dtype))
+
+
+def as_value(value, like: torch.Tensor) -> torch.Tensor:
+    """A value to score as a tensor (a Python number takes ``like``'s dtype and device)."""
+    if torch.is_tensor(value):
+        return value
+    return torch.as_tensor(value, dtype=like.dtype, device=like.device)
+
+
+def keep_open(upper: bool = True):
+    """Decorate an ``rsample`` so that its samples go through :func:`clamp_open`."""
+    def wrap(rsample):
+        @functools.wraps(rsample)
+        def clamped(self, sample_shape=torch.Size(), noise=None):
+            return clamp_open(rsample(self, sample_shape, noise), upper)
+        return clamped
+    return wrap
+
+
+class _Clamp(torch.autograd.Function):
+    """``clamp(x, lo, hi)`` whose backward is the identity (no pass over the tensor): for a
+    sample that rounding pushed one float past a finite bound (Uniform's ``high``), whose
+    gradient before the clamp is finite."""
+
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        return x.clamp(min=lo, max=hi)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None, None
+
+
+def clamp_into(x: torch.Tensor, lo=None, hi=None) -> torch.Tensor:
+    """``clamp(x, lo, hi)`` with an identity gradient (``lo`` / ``hi``: numbers or tensors)."""
+    return _Clamp.apply(x, lo, hi)
+
+
+def clamp_open(x: torch.Tensor, upper: bool = True) -> torch.Tensor:
+    """Keep samples inside the open support, as torch does: ``[tiny, 1 - eps / 2]`` (or
+    ``[tiny, inf)`` when ``upper`` is False). A clamped entry gets a zero gradient, as in
+    torch (the value before the clamp underflowed, and its own gradient can be ``0 * inf``)."""
+    info = torch.finfo(x.dtype)
+    return x.clamp(min=info.tiny, max=1 - info.eps / 2 if upper else None)
+
+
 class TorchDensity:
     """Mixin for families whose density and entropy are those of a ``torch.distributions``
     twin built from the same parameters (``self._torch``); only the sampler (``rsample``
-    and its gradient) is reparam's own."""
+    and its gradient) is reparam's own. Outside the support the density is ``-inf``."""
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
             self._validate_sample(value)
-        return self._torch.log_prob(value)
+        twin = self._torch
+        value = as_value(value, twin.mean)
+        return outside_support(self.support, value, twin.log_prob(value))
 
     def entropy(self) -> torch.Tensor:
         return self._torch.entropy()
+
+
+class TwinTransforms:
+    """``base_dist`` and ``transforms`` of the torch twin (``self._torch``), for families whose
+    torch namesake is a ``TransformedDistribution``: torch's KL rule for a pair of those
+    compares the transforms (``NotImplementedError`` when they differ), as it does for torch's."""
+
+    @property
+    def base_dist(self) -> Distribution:
+        return self._torch.base_dist
+
+    @property
+    def transforms(self) -> list:
+        return self._torch.transforms

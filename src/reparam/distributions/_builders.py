@@ -21,20 +21,38 @@ from torch.distributions.utils import broadcast_all
 from .._torch_compat import GreaterThan
 from ..noise import NoiseSource
 from ._autograd import LocScaleSample
-from ._base import Reparameterized
+from ._base import Reparameterized, outside_support
 
-__all__ = ["StandardNoise", "LocationScale", "InverseCDF", "Above", "broadcast_params"]
+__all__ = ["StandardNoise", "LocationScale", "InverseCDF", "Above", "Below", "broadcast_params"]
 
 
 class Above(GreaterThan):
-    """``value > other`` for a parameter ``other`` named in error messages (e.g. ``high > low``)."""
+    """``value > other`` for a parameter ``other`` named in error messages (e.g. ``high > low``);
+    a NaN ``other`` is that parameter's own fault, so it does not fail this check."""
 
     def __init__(self, name: str, lower_bound: torch.Tensor) -> None:
         super().__init__(lower_bound)
         self.name = name
 
+    def check(self, value: torch.Tensor) -> torch.Tensor:
+        return super().check(value) | (torch.isnan(self.lower_bound) & ~torch.isnan(value))
+
     def __repr__(self) -> str:
         return f"> '{self.name}'"
+
+
+class Below(constraints.less_than):  # torch's public name of the class
+    """``value < other`` (e.g. ``low < high``), named and NaN-tolerant as :class:`Above`."""
+
+    def __init__(self, name: str, upper_bound: torch.Tensor) -> None:
+        super().__init__(upper_bound)
+        self.name = name
+
+    def check(self, value: torch.Tensor) -> torch.Tensor:
+        return super().check(value) | (torch.isnan(self.upper_bound) & ~torch.isnan(value))
+
+    def __repr__(self) -> str:
+        return f"< '{self.name}'"
 
 
 def broadcast_params(family: str, **params) -> dict[str, torch.Tensor]:
@@ -206,10 +224,15 @@ class InverseCDF(Reparameterized):
             raise NotImplementedError(f"{type(self).__name__} was built without {what}")
         if self._validate_args:
             self._validate_sample(value)
-        return self._fns[index](value, **self.params)
+        if not torch.is_tensor(value):
+            value = torch.as_tensor(value, dtype=next(iter(self.params.values())).dtype)
+        return outside_support(self.support, value, self._fns[index](value, **self.params),
+                               cdf=index == 2)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """``log_prob_fn`` inside the support, ``-inf`` outside (validation off)."""
         return self._call(1, "log_prob_fn", value)
 
     def cdf(self, value: torch.Tensor) -> torch.Tensor:
+        """``cdf_fn`` inside the support; ``0`` below it, ``1`` above it (validation off)."""
         return self._call(2, "cdf_fn", value)

@@ -9,12 +9,12 @@ from torch.distributions.kl import register_kl
 
 from ..noise import NoiseSource
 from ..special import beta_dx_dab
-from ._base import Reparameterized, TorchDensity
+from ._base import Reparameterized, TorchDensity, keep_open
 from ._builders import broadcast_params
 from .implicit import implicit_attach, log_standard_gamma
 
 
-class Beta(TorchDensity, Reparameterized):
+class Beta(TorchDensity, Reparameterized, td.Beta):
     r"""Beta with density ``x^(a-1) (1-x)^(b-1) / B(a, b)``, ``a = concentration1``,
     ``b = concentration0``.
 
@@ -36,6 +36,9 @@ class Beta(TorchDensity, Reparameterized):
     support = constraints.unit_interval
     has_rsample = True
     reparametrized_params = ("concentration1", "concentration0")
+    concentration1 = concentration0 = None  # plain attributes here (torch's are properties)
+    _dirichlet = property(lambda self: td.Dirichlet(
+        torch.stack([self.concentration1, self.concentration0], -1), validate_args=False))
 
     def __init__(self, concentration1, concentration0, validate_args: bool | None = None):
         p = broadcast_params("Beta", concentration1=concentration1, concentration0=concentration0)
@@ -57,6 +60,7 @@ class Beta(TorchDensity, Reparameterized):
     variance = property(lambda self: self._torch.variance)
     mode = property(lambda self: self._torch.mode)
 
+    @keep_open()  # samples in [tiny, 1 - eps/2], as torch's
     def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
         shape = self._extended_shape(torch.Size(sample_shape))
         log_a = log_standard_gamma(self.concentration1, shape, noise)

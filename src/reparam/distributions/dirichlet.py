@@ -8,11 +8,11 @@ from torch.distributions import constraints
 from torch.distributions.kl import register_kl
 
 from ..noise import NoiseSource
-from ._base import Reparameterized, TorchDensity
+from ._base import Reparameterized, TorchDensity, keep_open
 from .implicit import implicit_log_gamma
 
 
-class Dirichlet(TorchDensity, Reparameterized):
+class Dirichlet(TorchDensity, Reparameterized, td.Dirichlet):
     r"""Dirichlet on the simplex with concentration ``alpha`` of shape ``(..., K)``.
 
     ``rsample``: ``z = softmax(log G)`` with ``G_k ~ Gamma(alpha_k, 1)`` drawn in log space
@@ -58,6 +58,7 @@ class Dirichlet(TorchDensity, Reparameterized):
         shape = self._extended_shape(torch.Size(sample_shape))
         return torch.log_softmax(implicit_log_gamma(self.concentration, shape, noise), dim=-1)
 
+    @keep_open()  # each z_k in [tiny, 1 - eps/2], as torch's samples
     def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
         shape = self._extended_shape(torch.Size(sample_shape))
         return torch.softmax(implicit_log_gamma(self.concentration, shape, noise), dim=-1)

@@ -9,13 +9,13 @@ from torch.distributions.kl import register_kl
 
 from .. import noise as _noise
 from ..noise import NoiseSource
-from ._base import Reparameterized, TorchDensity
+from ._base import Reparameterized, TorchDensity, keep_open, outside_support
 from ._builders import broadcast_params
 from .implicit import implicit_log_gamma
 from .rejection import RejectionSample, rejection_rsample
 
 
-class Gamma(TorchDensity, Reparameterized):
+class Gamma(TorchDensity, Reparameterized, td.Gamma):
     r"""Gamma with density ``rate^a z^(a-1) e^(-rate z) / Gamma(a)``, ``a = concentration``.
 
     ``rsample``: ``z = G / rate`` with ``G`` from torch's Marsaglia-Tsang sampler (drawn in
@@ -62,6 +62,7 @@ class Gamma(TorchDensity, Reparameterized):
         shape = self._extended_shape(torch.Size(sample_shape))
         return implicit_log_gamma(self.concentration, shape, noise) - torch.log(self.rate)
 
+    @keep_open(upper=False)  # samples >= tiny, as torch's
     def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
         return torch.exp(self.rsample_log(sample_shape, noise))
 
@@ -104,7 +105,10 @@ class Gamma(TorchDensity, Reparameterized):
 
 
     def cdf(self, value: torch.Tensor) -> torch.Tensor:
-        return torch.special.gammainc(self.concentration, self.rate * value)
+        if self._validate_args:
+            self._validate_sample(value)
+        return outside_support(self.support, value, torch.special.gammainc(
+            self.concentration, self.rate * value), cdf=True)
 
 
 @register_kl(Gamma, Gamma)

@@ -9,14 +9,14 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.distributions as td
 from torch.distributions import TransformedDistribution, constraints
 from torch.distributions.kl import register_kl
 from torch.distributions.transforms import ExpTransform
 
 from ..noise import NoiseSource
-from ._base import Reparameterized
+from ._base import Reparameterized, TwinTransforms, as_value, clamp_open, outside_support
 from ._builders import InverseCDF
-from .kl import kl_normal_normal
 from .normal import Normal
 
 __all__ = ["Exponential", "Weibull", "Pareto", "Kumaraswamy", "HalfNormal", "LogNormal",
@@ -33,7 +33,7 @@ def log1mexp(t: torch.Tensor) -> torch.Tensor:
                        torch.log1p(-torch.exp(torch.where(near, -1.0, t))))
 
 
-class Exponential(InverseCDF):
+class Exponential(InverseCDF, td.Exponential):
     """Exponential(rate): ``F(z) = -expm1(-rate z)``, ``z = -log1p(-u) / rate``."""
 
     arg_constraints = {"rate": _POS}
@@ -58,7 +58,7 @@ def _weibull_log_prob(x, scale, concentration):
         concentration * log_t)
 
 
-class Weibull(InverseCDF):
+class Weibull(TwinTransforms, InverseCDF, td.Weibull):
     """Weibull(scale, concentration k): ``F(z) = -expm1(-(z / scale)^k)``,
     ``z = scale * exp(log(-log1p(-u)) / k)``."""
 
@@ -74,6 +74,12 @@ class Weibull(InverseCDF):
             cdf_fn=lambda x, scale, concentration: -torch.expm1(
                 -torch.exp(concentration * torch.log(x / scale))),
             validate_args=validate_args)
+
+    concentration_reciprocal = property(lambda self: self.concentration.reciprocal())
+    _torch = property(lambda self: td.Weibull(self.scale, self.concentration, validate_args=False))
+
+    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+        return clamp_open(super().rsample(sample_shape, noise), upper=False)  # z > 0
 
     @property
     def mean(self) -> torch.Tensor:
@@ -91,7 +97,7 @@ class Weibull(InverseCDF):
         return _EULER * (1 - 1 / k) + torch.log(self.scale / k) + 1
 
 
-class Pareto(InverseCDF):
+class Pareto(TwinTransforms, InverseCDF, td.Pareto):
     """Pareto(scale, alpha) on ``[scale, inf)``: ``F(z) = -expm1(alpha log(scale / z))``,
     ``z = scale * exp(-log1p(-u) / alpha)``."""
 
@@ -105,6 +111,8 @@ class Pareto(InverseCDF):
                                                  - (alpha + 1) * torch.log(x)),
             cdf_fn=lambda x, scale, alpha: -torch.expm1(alpha * torch.log(scale / x)),
             validate_args=validate_args)
+
+    _torch = property(lambda self: td.Pareto(self.scale, self.alpha, validate_args=False))
 
     @constraints.dependent_property(is_discrete=False, event_dim=0)
     def support(self):
@@ -136,7 +144,7 @@ def _kuma_log_prob(x, concentration1, concentration0):
     return torch.log(a * b) + (a - 1) * torch.log(x) + (b - 1) * log1mexp(a * torch.log(x))
 
 
-class Kumaraswamy(InverseCDF):
+class Kumaraswamy(TwinTransforms, InverseCDF, td.Kumaraswamy):
     """Kumaraswamy(a = concentration1, b = concentration0) on (0, 1): ``F(z) = 1 - (1 - z^a)^b``.
 
     Every step is a ``log1p`` / ``expm1`` / ``log1mexp`` so both tails keep their digits.
@@ -153,23 +161,13 @@ class Kumaraswamy(InverseCDF):
                 concentration0 * log1mexp(concentration1 * torch.log(x))),
             validate_args=validate_args)
 
-    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
-        """``log(1 - z^a) = log1p(-u) / b``, ``log z = log(-expm1(log(1 - z^a))) / a``; both
-        ride on the sample, so ``log_prob`` of a sample stays finite where ``z`` rounds to 0 or 1."""
-        a, b = self.concentration1, self.concentration0
-        log_t = torch.log1p(-self._draw_uniform(sample_shape, noise, a)) / b
-        log_z = torch.log(-torch.expm1(log_t)) / a
-        z = torch.exp(log_z)
-        z._reparam_log = (log_z, log_t)
-        return z
+    _torch = property(lambda self: td.Kumaraswamy(self.concentration1, self.concentration0,
+                                                  validate_args=False))
 
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        cached = getattr(value, "_reparam_log", None)
-        if cached is None:
-            return super().log_prob(value)
-        log_z, log_t = cached
-        a, b = self.concentration1, self.concentration0
-        return torch.log(a * b) + (a - 1) * log_z + (b - 1) * log_t
+    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+        """``z = F^{-1}(u)``, kept in ``[tiny, 1 - eps/2]`` (as torch keeps Beta samples), so the
+        density of every sample is finite; nothing is attached to the returned tensor."""
+        return clamp_open(super().rsample(sample_shape, noise))
 
     def _moment(self, k: int) -> torch.Tensor:
         """``E[z^k] = b B(1 + k/a, b)``."""
@@ -189,11 +187,13 @@ class Kumaraswamy(InverseCDF):
 _LOG_HALF_PI = 0.5 * math.log(0.5 * math.pi)
 
 
-class HalfNormal(InverseCDF):
+class HalfNormal(TwinTransforms, InverseCDF, td.HalfNormal):
     """HalfNormal(scale) = ``|N(0, scale^2)|``: ``z = scale sqrt(2) erfinv(u)``."""
 
     arg_constraints = {"scale": _POS}
     support = constraints.nonnegative
+    scale = None  # a plain attribute here (torch's is a property of its base distribution)
+    _torch = property(lambda self: td.HalfNormal(self.scale, validate_args=False))
 
     def __init__(self, scale, validate_args: bool | None = None):
         super().__init__(
@@ -210,50 +210,50 @@ class HalfNormal(InverseCDF):
         return 0.5 * math.log(0.5 * math.pi * math.e) + torch.log(self.scale)
 
 
-class LogNormal(TransformedDistribution, Reparameterized):
-    """``z = exp(loc + scale * eps)``: the reparameterized :class:`Normal` through ``exp``."""
+class LogNormal(Reparameterized, td.LogNormal):
+    """``z = exp(loc + scale * eps)``: the reparameterized :class:`Normal` through ``exp``
+    (samples kept in ``[tiny, max]``); density and cdf are ``-inf`` / ``0`` for ``z <= 0``."""
 
     arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
     support = constraints.positive
 
     def __init__(self, loc, scale, validate_args: bool | None = None):
         base = Normal(loc, scale, validate_args=validate_args)
-        super().__init__(base, ExpTransform(), validate_args=validate_args)
+        TransformedDistribution.__init__(self, base, ExpTransform(), validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(LogNormal, _instance)
-        return super().expand(batch_shape, _instance=new)
+        return TransformedDistribution.expand(self, batch_shape, _instance=new)
 
     def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
-        return torch.exp(self.base_dist.rsample(sample_shape, noise=noise))
+        z = torch.exp(self.base_dist.rsample(sample_shape, noise=noise))
+        return z.clamp(torch.finfo(z.dtype).tiny, torch.finfo(z.dtype).max)
 
-    def sample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
-        with torch.no_grad():
-            return self.rsample(sample_shape, noise=noise)
-
-    loc = property(lambda self: self.base_dist.loc)
-    scale = property(lambda self: self.base_dist.scale)
     mean = property(lambda self: torch.exp(self.loc + self.scale.pow(2) / 2))
     variance = property(lambda self: torch.expm1(self.scale.pow(2)) * torch.exp(
         2 * self.loc + self.scale.pow(2)))
 
-    def entropy(self) -> torch.Tensor:
-        return self.base_dist.entropy() + self.loc
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        value = as_value(value, self.loc)
+        safe = torch.where(value > 0, value, 1.0)
+        return outside_support(self.support, value, self.base_dist.log_prob(torch.log(safe))
+                               - torch.log(safe))
+
+    def cdf(self, value: torch.Tensor) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        value = as_value(value, self.loc)
+        safe = torch.where(value > 0, value, 1.0)
+        return outside_support(self.support, value, self.base_dist.cdf(torch.log(safe)), cdf=True)
+
+    def icdf(self, value: torch.Tensor) -> torch.Tensor:
+        return torch.exp(self.base_dist.icdf(value))
 
 
-# Closed-form KLs between members of one family (p = first argument).
-@register_kl(Exponential, Exponential)
-def _kl_exponential(p, q):
-    r = q.rate / p.rate
-    return r - 1 - torch.log(r)
-
-
-@register_kl(HalfNormal, HalfNormal)
-def _kl_half_normal(p, q):
-    r = (p.scale / q.scale).pow(2)
-    return 0.5 * (r - 1 - torch.log(r))
-
-
+# torch's KL rules apply through subclassing (Exponential, HalfNormal, Pareto, LogNormal and
+# their cross-family pairs); torch has none for Weibull.
 @register_kl(Weibull, Weibull)
 def _kl_weibull(p, q):
     """``log(k_p/l_p^k_p) - log(k_q/l_q^k_q) + (k_p - k_q)(log l_p - gamma/k_p)
@@ -262,15 +262,3 @@ def _kl_weibull(p, q):
     return (torch.log(kp / kq) - kp * torch.log(lp) + kq * torch.log(lq)
             + (kp - kq) * (torch.log(lp) - _EULER / kp)
             + torch.exp(kq * torch.log(lp / lq) + torch.lgamma(kq / kp + 1)) - 1)
-
-
-@register_kl(Pareto, Pareto)
-def _kl_pareto(p, q):
-    """``log(a_p / a_q) + a_q log(s_p / s_q) + a_q / a_p - 1`` if ``s_q <= s_p``, else inf."""
-    kl = torch.log(p.alpha / q.alpha) + q.alpha * torch.log(p.scale / q.scale) + q.alpha / p.alpha - 1
-    return torch.where(q.scale <= p.scale, kl, math.inf)
-
-
-@register_kl(LogNormal, LogNormal)
-def _kl_log_normal(p, q):
-    return kl_normal_normal(p.loc, 2 * torch.log(p.scale), q.loc, 2 * torch.log(q.scale))

@@ -9,11 +9,11 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.distributions import constraints
-from torch.distributions.kl import register_kl
+import torch.distributions as td
 
-from ._base import Reparameterized
-from ._builders import Above, LocationScale, StandardNoise, broadcast_params
+from ..noise import NoiseSource
+from ._base import Reparameterized, TwinTransforms, clamp_into
+from ._builders import Above, Below, LocationScale, StandardNoise, broadcast_params
 
 __all__ = ["Laplace", "Logistic", "Cauchy", "Gumbel", "Uniform", "STANDARD", "LocationScale"]
 
@@ -74,7 +74,7 @@ STANDARD: dict[str, StandardNoise] = {
 }
 
 
-class Laplace(LocationScale):
+class Laplace(LocationScale, td.Laplace):
     """Laplace: ``p(z) = exp(-|z - loc| / scale) / (2 scale)``."""
 
     def __init__(self, loc, scale, validate_args: bool | None = None):
@@ -88,22 +88,30 @@ class Logistic(LocationScale):
         super().__init__(STANDARD["logistic"], loc, scale, validate_args=validate_args)
 
 
-class Cauchy(LocationScale):
+class Cauchy(LocationScale, td.Cauchy):
     """Cauchy: ``p(z) = 1 / (pi scale (1 + ((z - loc) / scale)^2))`` (mean nan, variance inf)."""
 
     def __init__(self, loc, scale, validate_args: bool | None = None):
         super().__init__(STANDARD["cauchy"], loc, scale, validate_args=validate_args)
 
 
-class Gumbel(LocationScale):
+class Gumbel(TwinTransforms, LocationScale, td.Gumbel):
     """Gumbel (maximum): ``F(z) = exp(-exp(-(z - loc) / scale))``."""
 
     def __init__(self, loc, scale, validate_args: bool | None = None):
         super().__init__(STANDARD["gumbel"], loc, scale, validate_args=validate_args)
 
+    @property
+    def _torch(self) -> td.Gumbel:
+        return td.Gumbel(self.loc, self.scale, validate_args=False)
 
-class Uniform(LocationScale):
-    """Uniform on ``[low, high]``: ``z = low + (high - low) u``, ``u ~ U(0, 1)``."""
+
+class Uniform(LocationScale, td.Uniform):
+    """Uniform on ``[low, high)``: ``z = low + (high - low) u``, ``u ~ U(0, 1)``.
+
+    Densities, moments and the cdf are torch's (``log_prob(high) = -inf``, as torch's); the
+    sample is reparam's pathwise ``loc + scale * u`` with noise from a source.
+    """
 
     _params = ("loc", "scale", "low", "high")
 
@@ -115,47 +123,17 @@ class Uniform(LocationScale):
         Reparameterized.__init__(self, self.low.shape, validate_args=validate_args)
 
     @property
-    def arg_constraints(self) -> dict:
-        return {"low": constraints.real, "high": Above("low", self.low)}
+    def arg_constraints(self) -> dict:  # torch's (low < high); 'high' is checked first
+        return {"high": Above("low", self.low), "low": Below("high", self.high)}
 
-    @constraints.dependent_property(is_discrete=False, event_dim=0)
-    def support(self):
-        return constraints.interval(self.low, self.high)  # exact ends, not low + (high - low)
+    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+        """``low + (high - low) u``, kept below ``high`` (rounding can reach it; torch's
+        density there is 0)."""
+        return clamp_into(super().rsample(sample_shape, noise),
+                          hi=torch.nextafter(self.high, self.low))
 
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        """``-log(high - low)`` on ``[low, high]`` (compared with the ends themselves)."""
-        if self._validate_args:
-            self._validate_sample(value)
-        inside = (value >= self.low) & (value <= self.high)
-        return torch.where(inside, -torch.log(self.scale), -math.inf)
-
-
-# Closed-form KLs between members of one family (p = first argument).
-@register_kl(Laplace, Laplace)
-def _kl_laplace(p, q):
-    """``log(b_q / b_p) + |d| / b_q + (b_p / b_q) exp(-|d| / b_p) - 1``, ``d = loc_p - loc_q``."""
-    d = (p.loc - q.loc).abs()
-    r = p.scale / q.scale
-    return -torch.log(r) + d / q.scale + r * torch.exp(-d / p.scale) - 1
-
-
-@register_kl(Cauchy, Cauchy)
-def _kl_cauchy(p, q):
-    """``log(((s_p + s_q)^2 + (l_p - l_q)^2) / (4 s_p s_q))``."""
-    return torch.log(((p.scale + q.scale).pow(2) + (p.loc - q.loc).pow(2)) / (4 * p.scale * q.scale))
-
-
-@register_kl(Gumbel, Gumbel)
-def _kl_gumbel(p, q):
-    """``log(b_q/b_p) + gamma (b_p/b_q - 1) + exp((l_q - l_p)/b_q) Gamma(1 + b_p/b_q)
-    - (l_q - l_p)/b_q - 1``."""
-    r = p.scale / q.scale
-    t = (q.loc - p.loc) / q.scale
-    return -torch.log(r) + _EULER * (r - 1) + torch.exp(t + torch.lgamma(1 + r)) - t - 1
-
-
-@register_kl(Uniform, Uniform)
-def _kl_uniform(p, q):
-    """``log((h_q - l_q) / (h_p - l_p))`` if ``[l_p, h_p]`` lies in ``[l_q, h_q]``, else inf."""
-    kl = torch.log(q.scale / p.scale)
-    return torch.where((q.low <= p.low) & (p.high <= q.high), kl, math.inf)
+    support = td.Uniform.support
+    log_prob, cdf, icdf, entropy = td.Uniform.log_prob, td.Uniform.cdf, td.Uniform.icdf, \
+        td.Uniform.entropy
+    mean, mode, variance, stddev = td.Uniform.mean, td.Uniform.mode, td.Uniform.variance, \
+        td.Uniform.stddev

@@ -1,6 +1,6 @@
 """Multivariate Gaussians with pluggable noise: Cholesky (O(d^2)) and low-rank (O(d r)).
 
-They extend torch's ``MultivariateNormal`` / ``LowRankMultivariateNormal`` (whose
+They subclass torch's ``MultivariateNormal`` / ``LowRankMultivariateNormal`` (whose
 ``log_prob``, ``entropy`` and registered KLs are well kept) with validation that names the
 parameter and an ``rsample`` that draws its noise from a :mod:`reparam.noise` source.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 import torch.distributions as td
-from torch.distributions import constraints
 
 from .. import noise as _noise
 from ..noise import NoiseSource
@@ -27,9 +26,18 @@ def _precheck(dist, **params) -> None:
                              f"{describe(constraint)} (tensor of shape {tuple(value.shape)})")
 
 
-class MultivariateNormal(td.MultivariateNormal, Reparameterized):
-    r"""``z = loc + L eps``, ``eps ~ N(0, I_d)``, ``L = scale_tril`` (lower triangular,
-    positive diagonal): covariance ``L L^T``, cost O(d^2) per sample.
+def _resolve_validate(validate_args: bool | None) -> bool:
+    return td.Distribution._validate_args if validate_args is None else validate_args
+
+
+class MultivariateNormal(Reparameterized, td.MultivariateNormal):
+    r"""``z = loc + L eps``, ``eps ~ N(0, I_d)``, ``L`` the Cholesky factor of the covariance:
+    cost O(d^2) per sample.
+
+    torch's signature and meaning: give exactly one of ``covariance_matrix``,
+    ``precision_matrix`` or ``scale_tril`` (the second positional argument is the
+    covariance). Parameters are checked before torch factorizes them (``ValueError`` naming
+    the parameter, unless ``validate_args=False``).
 
     Example::
 
@@ -38,38 +46,46 @@ class MultivariateNormal(td.MultivariateNormal, Reparameterized):
         torch.Size([256, 3])
     """
 
-    arg_constraints = {"loc": constraints.real_vector, "scale_tril": constraints.lower_cholesky}
-
-    def __init__(self, loc, scale_tril, validate_args: bool | None = None):
-        for name, value, dim in (("loc", loc, 1), ("scale_tril", scale_tril, 2)):
+    def __init__(self, loc, covariance_matrix=None, precision_matrix=None, scale_tril=None,
+                 validate_args: bool | None = None):
+        given = {n: v for n, v in (("covariance_matrix", covariance_matrix),
+                                   ("precision_matrix", precision_matrix),
+                                   ("scale_tril", scale_tril)) if v is not None}
+        if len(given) != 1:
+            raise ValueError("MultivariateNormal: give exactly one of 'covariance_matrix', "
+                             "'precision_matrix' or 'scale_tril'")
+        (name, matrix), = given.items()
+        for label, value, dim in (("loc", loc, 1), (name, matrix, 2)):
             if not torch.is_tensor(value) or value.dim() < dim:
-                raise ValueError(f"MultivariateNormal: '{name}' must be a tensor with at least "
+                raise ValueError(f"MultivariateNormal: '{label}' must be a tensor with at least "
                                  f"{dim} dimension(s)")
-        if scale_tril.shape[-1] != loc.shape[-1] or scale_tril.shape[-2] != loc.shape[-1]:
-            raise ValueError(f"MultivariateNormal: 'scale_tril' must be ({loc.shape[-1]}, "
-                             f"{loc.shape[-1]}) to match 'loc', got {tuple(scale_tril.shape)}")
-        super().__init__(loc, scale_tril=scale_tril, validate_args=validate_args)
+        if matrix.shape[-2:] != (loc.shape[-1], loc.shape[-1]):
+            raise ValueError(f"MultivariateNormal: '{name}' must be ({loc.shape[-1]}, "
+                             f"{loc.shape[-1]}) to match 'loc', got {tuple(matrix.shape)}")
+        if validate_args is not False:
+            _precheck(self, loc=loc, **given)
+        td.MultivariateNormal.__init__(self, loc, covariance_matrix, precision_matrix,
+                                       scale_tril, validate_args=False)
+        self._validate_args = _resolve_validate(validate_args)
 
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(MultivariateNormal, _instance)
-        return super().expand(batch_shape, _instance=new)
+        td.MultivariateNormal.expand(self, batch_shape, _instance=new)
+        new._validate_args = self._validate_args
+        return new
 
     def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
         eps = self._draw_normal(sample_shape, noise, self.loc)  # (*S, *B, d)
         return self.loc + (self._unbroadcasted_scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
 
 
-
-class LowRankMultivariateNormal(td.LowRankMultivariateNormal, Reparameterized):
+class LowRankMultivariateNormal(Reparameterized, td.LowRankMultivariateNormal):
     r"""``z = loc + W eps_r + sqrt(D) * eps_d`` with ``W = cov_factor`` (d x r) and
     ``D = cov_diag``: covariance ``W W^T + diag(D)``, cost O(d r) per sample.
 
     Both noise blocks come from one draw of ``r + d`` coordinates, so quasi-random noise
     (Sobol) stays a single low-discrepancy point per sample.
     """
-
-    arg_constraints = {"loc": constraints.real_vector, "cov_factor": constraints.real,
-                       "cov_diag": constraints.positive}
 
     def __init__(self, loc, cov_factor, cov_diag, validate_args: bool | None = None):
         for name, value, dim in (("loc", loc, 1), ("cov_factor", cov_factor, 2),
@@ -80,14 +96,18 @@ class LowRankMultivariateNormal(td.LowRankMultivariateNormal, Reparameterized):
         if validate_args is not False:  # before torch factorizes the capacitance matrix
             _precheck(self, loc=loc, cov_factor=cov_factor, cov_diag=cov_diag)
         try:
-            super().__init__(loc, cov_factor, cov_diag, validate_args=validate_args)
+            td.LowRankMultivariateNormal.__init__(self, loc, cov_factor, cov_diag,
+                                                  validate_args=False)
         except RuntimeError as err:
             raise ValueError(f"LowRankMultivariateNormal: shapes of 'loc', 'cov_factor', "
                              f"'cov_diag' do not fit: {err}") from None
+        self._validate_args = _resolve_validate(validate_args)
 
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(LowRankMultivariateNormal, _instance)
-        return super().expand(batch_shape, _instance=new)
+        td.LowRankMultivariateNormal.expand(self, batch_shape, _instance=new)
+        new._validate_args = self._validate_args
+        return new
 
     def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
         shape = self._extended_shape(torch.Size(sample_shape))

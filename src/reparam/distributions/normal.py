@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.distributions as td
 from torch.distributions import constraints
 from torch.distributions.utils import broadcast_all, lazy_property
 
@@ -15,8 +16,11 @@ from ._base import Reparameterized
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
-class Normal(Reparameterized):
+class Normal(Reparameterized, td.Normal):
     r"""Normal distribution ``N(loc, scale^2)``; give exactly one of ``scale`` or ``logvar``.
+
+    A drop-in for ``torch.distributions.Normal`` (a subclass of it: same signature, values and
+    KL rules) with the keyword-only extra ``logvar=`` and ``rsample(noise=...)``.
 
     ``rsample`` returns ``z = loc + exp(logvar / 2) * eps`` with ``eps ~ N(0, I)`` (or
     ``z = loc + scale * eps``) through an autograd function that saves no noise tensor:
@@ -33,7 +37,7 @@ class Normal(Reparameterized):
     support = constraints.real
     has_rsample = True
 
-    def __init__(self, loc, scale=None, *, logvar=None, validate_args: bool | None = None):
+    def __init__(self, loc, scale=None, validate_args: bool | None = None, *, logvar=None):
         if (scale is None) == (logvar is None):
             raise ValueError("Normal: give exactly one of 'scale' or 'logvar'")
         self._by_logvar = logvar is not None

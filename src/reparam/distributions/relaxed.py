@@ -2,8 +2,10 @@
 
 Both are computed in log space from uniform noise, so antithetic and quasi-random noise
 apply: ``g = -log(-log u)`` (Gumbel), ``l = log u - log1p(-u)`` (logistic). With
-``x = (logits + g) / T`` the sample is ``y = softmax(x)`` (``sigmoid(x)``), kept as
-``log y = log_softmax(x)`` so that ``log_prob`` of a sample never takes ``log 0``.
+``x = (logits + g) / T`` the sample is ``y = softmax(x)`` (``sigmoid(x)``), clamped into the
+open support (``y >= tiny``; ``y <= 1 - eps/2`` for the Bernoulli) so that ``log_prob`` of
+any sample is finite. ``log_prob`` reads only the value it is given: nothing rides on the
+sample, so a density never depends on which distribution drew it.
 
 ``straight_through=True`` returns the hard sample (one-hot of the argmax, or ``x > 0``)
 in the forward pass with the relaxed sample's gradient (``hard + y - y.detach()``).
@@ -14,16 +16,15 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.distributions as td
 import torch.nn.functional as F
 from torch.distributions import constraints
 from torch.distributions.utils import lazy_property, logits_to_probs, probs_to_logits
 
 from ..noise import NoiseSource
-from ._base import Reparameterized
+from ._base import Reparameterized, TwinTransforms, as_value, clamp_open, outside_support
 
 __all__ = ["RelaxedOneHotCategorical", "RelaxedBernoulli"]
-
-_LOG = "_reparam_log"  # the log-space sample, attached to the tensors that rsample returns
 
 
 class _Temper(torch.autograd.Function):
@@ -45,14 +46,19 @@ class _Temper(torch.autograd.Function):
         return grad / temperature, grad_t
 
 
-class _Relaxed(Reparameterized):
-    """Shared plumbing: temperature, probs/logits, straight-through flag, expand."""
+class _Relaxed(TwinTransforms, Reparameterized):
+    """Shared plumbing: temperature, probs/logits, straight-through flag, expand.
+
+    As torch: ``probs`` of the categorical are normalized to sum to 1, ``logits`` shifted by
+    their ``logsumexp``.
+    """
 
     has_rsample = True
     _binary = False
+    temperature = None  # a plain attribute here (torch's is a property of its base)
 
-    def __init__(self, temperature, probs=None, logits=None, straight_through: bool = False,
-                 validate_args: bool | None = None):
+    def __init__(self, temperature, probs=None, logits=None, validate_args: bool | None = None,
+                 *, straight_through: bool = False):
         name = type(self).__name__
         if (probs is None) == (logits is None):
             raise ValueError(f"{name}: give exactly one of 'probs' or 'logits'")
@@ -60,7 +66,7 @@ class _Relaxed(Reparameterized):
         if not torch.is_tensor(given):
             given = torch.as_tensor(given, dtype=torch.get_default_dtype())
         if probs is not None:
-            self.probs = given
+            self.probs = given if self._binary else given / given.sum(-1, keepdim=True)
         else:
             self.logits = given - (0 if self._binary else given.logsumexp(-1, keepdim=True))
         self.temperature = torch.as_tensor(temperature, dtype=given.dtype, device=given.device)
@@ -75,9 +81,8 @@ class _Relaxed(Reparameterized):
         super().__init__(batch, event, validate_args=validate_args)
 
     @property
-    def arg_constraints(self) -> dict:  # the parameters given (probs or logits), not both
-        return {k: c for k, c in self._constraints.items()
-                if k == "temperature" or k in self.__dict__}
+    def arg_constraints(self) -> dict:  # torch's keys (probs, logits) and the temperature
+        return self._constraints
 
     @lazy_property
     def logits(self) -> torch.Tensor:
@@ -100,12 +105,17 @@ class _Relaxed(Reparameterized):
     def _logits_t(self) -> torch.Tensor:
         return self.logits.expand(self.batch_shape + self.event_shape)
 
+    @property
+    def _torch(self):
+        return getattr(td, type(self).__name__)(self.temperature, logits=self.logits,
+                                                validate_args=False)
+
     def _temperature_b(self) -> torch.Tensor:
         t = self.temperature.expand(self.batch_shape)
         return t if self._binary else t.unsqueeze(-1)
 
 
-class RelaxedOneHotCategorical(_Relaxed):
+class RelaxedOneHotCategorical(_Relaxed, td.RelaxedOneHotCategorical):
     r"""Concrete / Gumbel-softmax (Maddison et al. 2017; Jang et al. 2017) on the simplex.
 
     ``y = softmax((logits + g) / T)``, ``g = -log(-log u)``. Density
@@ -125,19 +135,19 @@ class RelaxedOneHotCategorical(_Relaxed):
         x = _Temper.apply(s, self._temperature_b())  # max_k x_k = 0: sum_k e^x_k in [1, K]
         e = torch.exp(x)
         total = e.sum(-1, keepdim=True)
-        log_y, y = x - torch.log(total), e / total  # log_softmax(x), softmax(x)
+        y = (e / total).clamp(min=torch.finfo(e.dtype).tiny)  # softmax(x), no exact zeros
         if self.straight_through:
-            hard = F.one_hot(log_y.argmax(-1), log_y.shape[-1]).to(y.dtype)
+            hard = F.one_hot(y.argmax(-1), y.shape[-1]).to(y.dtype)
             y = hard + (y - y.detach())
-        setattr(y, _LOG, log_y)
         return y
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        log_y = getattr(value, _LOG, None)
-        if log_y is None:
-            if self._validate_args:
-                self._validate_sample(value)
-            log_y = torch.log(value)
+        if self._validate_args:
+            self._validate_sample(value)
+        value = as_value(value, self.logits)
+        return outside_support(self.support, value, self._log_prob(torch.log(value)))
+
+    def _log_prob(self, log_y: torch.Tensor) -> torch.Tensor:
         k = self.event_shape[-1]
         t = self.temperature
         logits = self.logits
@@ -146,7 +156,7 @@ class RelaxedOneHotCategorical(_Relaxed):
         return math.lgamma(k) + (k - 1) * torch.log(t) + score - k * norm
 
 
-class RelaxedBernoulli(_Relaxed):
+class RelaxedBernoulli(_Relaxed, td.RelaxedBernoulli):
     r"""Binary Concrete: ``y = sigmoid((logits + log u - log1p(-u)) / T)`` on (0, 1).
 
     With ``x = logit(y)``: ``log p(y) = log T + (l - T x) - 2 softplus(l - T x)
@@ -162,28 +172,29 @@ class RelaxedBernoulli(_Relaxed):
         logits = self._logits_t()
         u = self._draw_uniform(sample_shape, noise, logits)
         x = _Temper.apply(logits + torch.log(u) - torch.log1p(-u), self._temperature_b())
-        y = torch.sigmoid(x)
+        y = clamp_open(torch.sigmoid(x))  # in [tiny, 1 - eps/2]: log_prob(y) finite
         if self.straight_through:
             y = (x > 0).to(y.dtype) + (y - y.detach())
-        setattr(y, _LOG, x)
         return y
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        x = getattr(value, _LOG, None)
-        if x is None:
-            if self._validate_args:
-                self._validate_sample(value)
-            x = torch.log(value) - torch.log1p(-value)
+        if self._validate_args:
+            self._validate_sample(value)
+        value = as_value(value, self.logits)
+        x = torch.log(value) - torch.log1p(-value)
         t = self.temperature
         diff = self.logits - t * x
-        return torch.log(t) + diff - 2 * F.softplus(diff) - F.logsigmoid(x) - F.logsigmoid(-x)
+        lp = torch.log(t) + diff - 2 * F.softplus(diff) - F.logsigmoid(x) - F.logsigmoid(-x)
+        return outside_support(self.support, value, lp)
 
     def cdf(self, value: torch.Tensor) -> torch.Tensor:
         """``F(y) = sigmoid(T logit(y) - logits)``."""
         if self._validate_args:
             self._validate_sample(value)
-        return torch.sigmoid(self.temperature * (torch.log(value) - torch.log1p(-value))
-                             - self.logits)
+        value = as_value(value, self.logits)
+        cdf = torch.sigmoid(self.temperature * (torch.log(value) - torch.log1p(-value))
+                            - self.logits)
+        return outside_support(self.support, value, cdf, cdf=True)
 
     def icdf(self, value: torch.Tensor) -> torch.Tensor:
         """``F^{-1}(p) = sigmoid((logits + logit(p)) / T)``."""

@@ -15,7 +15,7 @@ from ._builders import broadcast_params
 from .implicit import implicit_rsample, log_standard_gamma
 
 
-class StudentT(TorchDensity, Reparameterized):
+class StudentT(TorchDensity, Reparameterized, td.StudentT):
     r"""Student-t with ``df`` degrees of freedom, ``z = loc + scale * t``, ``t ~ t_df``.
 
     ``t = eps sqrt(df / (2 G))``, ``eps ~ N(0, 1)`` from the noise source and

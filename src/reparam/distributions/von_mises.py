@@ -15,7 +15,7 @@ from ._builders import broadcast_params
 from .implicit import implicit_rsample
 
 
-class VonMises(Reparameterized):
+class VonMises(Reparameterized, td.VonMises):
     r"""Von Mises with density ``exp(kappa cos(z - loc)) / (2 pi I_0(kappa))`` on ``(-pi, pi]``.
 
     torch's ``VonMises`` has no ``rsample``. Here the angle ``theta`` around ``loc`` comes
@@ -64,4 +64,6 @@ class VonMises(Reparameterized):
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """``kappa cos(z - loc) - log(2 pi) - log I_0(kappa)``."""
+        if self._validate_args:
+            self._validate_sample(value)
         return self._torch.log_prob(value)

@@ -101,7 +101,11 @@ class VonMisesFisher(Reparameterized):
             - log_iv(self._nu, k)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        return self.concentration * (self.loc * value).sum(-1) + self._log_normalizer()
+        """``kappa mu^T x + log C_d(kappa)`` on the sphere; ``-inf`` off it (validation off)."""
+        if self._validate_args:
+            self._validate_sample(value)
+        lp = self.concentration * (self.loc * value).sum(-1) + self._log_normalizer()
+        return torch.where(sphere.check(value), lp, -math.inf)
 
     def entropy(self) -> torch.Tensor:
         """``H = -kappa A_d(kappa) - log C_d(kappa)``."""
@@ -186,8 +190,12 @@ class HypersphericalUniform(Reparameterized):
         return x / x.norm(dim=-1, keepdim=True)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        return torch.full(value.shape[:-1], -_log_sphere_area(self.d), dtype=value.dtype,
-                          device=value.device)
+        """``-log |S^{d-1}|`` on the sphere, ``-inf`` off it."""
+        if self._validate_args:
+            self._validate_sample(value)
+        inside = torch.full(value.shape[:-1], -_log_sphere_area(self.d), dtype=value.dtype,
+                            device=value.device)
+        return torch.where(sphere.check(value), inside, -math.inf)
 
     def entropy(self) -> torch.Tensor:
         return torch.full(self.batch_shape, _log_sphere_area(self.d), dtype=self.dtype,
