@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 
 from .quadrature import peak_integral
+from .gamma_uniform import MIN_SHAPE, gamma_dlogx_da_uniform, uniform_domain
 from .series import SeriesRunner
 
 SERIES_MAX_SHAPE = 30.0
@@ -28,6 +29,7 @@ SERIES_REACH = 40.0  # the series also serves x < a + 40 ...
 CANCEL_LIMIT = 1e4  # ... where its cancellation costs < 4 digits (1%..99.99% quantiles)
 _SERIES_TERMS = 400
 BLOCK = 1 << 16  # elements per pass: the working set of the series stays in cache
+UNIFORM_BLOCK = 1 << 14  # the expansion's (block, 41) power matrix: 5 MB
 # truncation error allowed per term sum: below double rounding, or for float32 results
 # 1e-12 (times the cancellation, <= 1e4, still 600x under float32 rounding)
 _TOL = {torch.float64: 2.0 ** -55, torch.float32: 1e-12, torch.float16: 1e-12,
@@ -103,11 +105,46 @@ def _block(log_x: torch.Tensor, a: torch.Tensor, tol: float, runner: SeriesRunne
 
 def gamma_dlogx_da(log_x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """``d log x / da`` for ``x ~ Gamma(a, 1)`` at ``x = exp(log_x)`` (broadcast, float64
-    inside; the series in blocks of ``BLOCK`` entries, then one integral pass for the rest;
-    float32 results sum the series to 1e-12). The result is a constant for autograd (computed
-    in place on reused buffers), so double backward treats ``dz/dtheta`` as fixed."""
-    log_x, a = torch.broadcast_tensors(log_x.detach(), a.detach())
+    inside): Temme's uniform expansion where it serves (large ``a``, see
+    :mod:`reparam.special.gamma_uniform`; a scalar ``a`` shared by all samples pays its
+    ``a``-sums once), else the series or the integral (float32 results sum the series to
+    1e-12). The result is a constant for autograd, so double backward treats ``dz/dtheta``
+    as fixed."""
+    log_x, a = log_x.detach(), a.detach()
+    shared = a.numel() == 1
+    shape = torch.broadcast_shapes(log_x.shape, a.shape)
     tol = _TOL.get(log_x.dtype, 2.0 ** -55)
+    flat_lx = log_x.double().expand(shape).reshape(-1)
+    flat_a = a.double().reshape(1) if shared else a.double().expand(shape).reshape(-1)
+    if float(flat_a.max()) < MIN_SHAPE:  # no entry for the expansion: no masks
+        a_all = flat_a.expand(flat_lx.shape)
+        return _dlogx_da_exact(flat_lx, a_all, tol).to(log_x.dtype).view(shape)
+    out = torch.empty_like(flat_lx)
+    uni = uniform_domain(flat_lx, flat_a)
+    a_all = flat_a.expand(flat_lx.shape)
+    if bool(uni.all()):
+        idx_u, idx_r = None, None
+    else:
+        idx_u, idx_r = uni.nonzero().squeeze(1), (~uni).nonzero().squeeze(1)
+    for i in range(0, flat_lx.numel() if idx_u is None else idx_u.numel(), UNIFORM_BLOCK):
+        j = slice(i, i + UNIFORM_BLOCK)
+        if idx_u is None:
+            lx, ra = flat_lx[j], flat_a if shared else flat_a[j]
+            out[j] = gamma_dlogx_da_uniform(lx, ra, log_x.dtype)
+        else:
+            sel = idx_u[j]
+            ra = flat_a if shared else flat_a.index_select(0, sel)
+            out.index_copy_(0, sel, gamma_dlogx_da_uniform(flat_lx.index_select(0, sel), ra,
+                                                                log_x.dtype))
+    if idx_r is not None and idx_r.numel():
+        rest = _dlogx_da_exact(flat_lx.index_select(0, idx_r), a_all.index_select(0, idx_r), tol)
+        out.index_copy_(0, idx_r, rest)
+    return out.to(log_x.dtype).view(shape)
+
+
+def _dlogx_da_exact(log_x: torch.Tensor, a: torch.Tensor, tol: float) -> torch.Tensor:
+    """The series in blocks of ``BLOCK`` entries, then one integral pass for the rest
+    (flat tensors of one length)."""
     flat_lx, flat_a = log_x.reshape(-1), a.reshape(-1)
     out = torch.empty_like(flat_lx)
     rest = torch.empty(out.shape, dtype=torch.bool, device=out.device)
@@ -127,4 +164,4 @@ def gamma_dlogx_da(log_x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
             if mask.any():
                 value[mask] = _integral(torch.exp(lx[mask]), lx[mask], ra[mask], is_upper)
         out.index_copy_(0, idx, value.to(out.dtype))
-    return out.view(log_x.shape)
+    return out
