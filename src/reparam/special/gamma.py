@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import torch
 
-from .quadrature import peak_integral
 from .gamma_uniform import MIN_SHAPE, gamma_dlogx_da_uniform, uniform_domain
+from .quadrature import peak_integral
 from .series import SeriesRunner
 
 SERIES_MAX_SHAPE = 30.0
