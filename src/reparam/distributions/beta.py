@@ -59,8 +59,8 @@ class Beta(TorchDensity, Reparameterized):
 
     def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
         shape = self._extended_shape(torch.Size(sample_shape))
-        log_a = log_standard_gamma(self.concentration1, shape, noise)
-        log_b = log_standard_gamma(self.concentration0, shape, noise)
+        log_a = log_standard_gamma(self.concentration1, shape, noise, "Beta", "concentration1")
+        log_b = log_standard_gamma(self.concentration0, shape, noise, "Beta", "concentration0")
         total = torch.logaddexp(log_a, log_b)
         log_x, log_y = log_a - total, log_b - total
 

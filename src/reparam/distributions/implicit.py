@@ -18,6 +18,7 @@ underflows (``G_a = G_{a+1} U^{1/a}``), the sampler behind Gamma, Beta and Diric
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 
 import torch
 
@@ -30,6 +31,26 @@ __all__ = ["implicit_rsample", "implicit_attach", "log_standard_gamma", "implici
            "standard_gamma", "log_marsaglia_tsang"]
 
 CdfGrad = Callable[..., Sequence[torch.Tensor]]
+
+
+@contextmanager
+def one_thread():
+    """Run the parameter derivatives on one intra-op thread (restored afterwards).
+
+    They are chains of many mid-sized kernels (series terms, quadrature nodes, blocks of
+    1e4..1e5 entries); each parallel region waits for its slowest thread, and with another
+    process on the machine that is a descheduled one: measured 10x slower with two threads
+    than with one on a loaded 2-core machine (``benchmarks/implicit.py`` has the busy row).
+    """
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class _Implicit(torch.autograd.Function):
@@ -47,7 +68,8 @@ class _Implicit(torch.autograd.Function):
         wanted = ctx.needs_input_grad[2:]
         if not any(wanted):
             return (None, None) + (None,) * len(params)
-        dz = ctx.grad_fn(z, *params)
+        with one_thread():
+            dz = ctx.grad_fn(z, *params)
         out = [sum_to_shape(grad * d.to(grad.dtype), p.shape) if need else None
                for d, p, need in zip(dz, params, wanted, strict=True)]
         return (None, None, *out)
@@ -149,9 +171,16 @@ def implicit_log_gamma(concentration: torch.Tensor, shape: torch.Size,
                        noise: _noise.NoiseSource | None = None, family: str = "Gamma",
                        name: str = "concentration") -> torch.Tensor:
     """``log G``, ``G ~ Gamma(concentration, 1)``, with the exact implicit gradient
-    ``d log G / d concentration`` (the CDF of ``log G`` is ``P(a, e^y)``)."""
+    ``d log G / d concentration`` (the CDF of ``log G`` is ``P(a, e^y)``), kept finite."""
     log_g = log_standard_gamma(concentration, shape, noise, family, name)
-    return implicit_attach(log_g, (concentration,), lambda y, a: (gamma_dlogx_da(y, a),))
+    return implicit_attach(log_g, (concentration,), lambda y, a: (_finite(gamma_dlogx_da(y, a)),))
+
+
+def _finite(d: torch.Tensor) -> torch.Tensor:
+    """``d log G / da`` overflows (``~ -log(U) / a^2``) only where ``G`` underflows to 0
+    (``a = 1e-30``): clamp it to the dtype's range, so ``dG/da = G d log G / da`` is 0, not NaN."""
+    big = torch.finfo(d.dtype).max
+    return d.clamp(-big, big)
 
 
 def implicit_attach(z: torch.Tensor, params: Sequence[torch.Tensor],
