@@ -29,6 +29,9 @@ SERIES_REACH = 40.0  # the series also serves x < a + 40 ...
 CANCEL_LIMIT = 1e4  # ... where its cancellation costs < 4 digits (1%..99.99% quantiles)
 _SERIES_TERMS = 400
 BLOCK = 1 << 16  # elements per pass: the working set of the series stays in cache
+# (terms, entries) values per pass of the all-terms series: under torch's parallel grain
+# (32768), so no pass opens a parallel region (each one stalls when another process is busy)
+DENSE_VALUES = 32000
 UNIFORM_BLOCK = 1 << 14  # the expansion's (block, 41) power matrix: 5 MB
 # truncation error allowed per term sum: below double rounding, or for float32 results
 # 1e-12 (times the cancellation, <= 1e4, still 600x under float32 rounding)
@@ -77,6 +80,30 @@ def _integral(x: torch.Tensor, log_x: torch.Tensor, a: torch.Tensor, upper: bool
     return j if upper else -j
 
 
+def _series_dense(x: torch.Tensor, a: torch.Tensor, tol: float):
+    """``(S, S', converged)`` with all terms at once: ``q`` is a ``(terms, m)`` tensor,
+    ``t_n = cumprod q``, ``G_n = cumsum q`` (a handful of large kernels instead of five a
+    term). ``terms = max(x - a, 0) + sqrt(90 x) + 12`` over the block (past the peak the terms
+    fall like ``exp(-d^2 / 2x)``, below ``e^-45`` there); entries not converged by then are
+    flagged for the term-by-term runner."""
+    reach = float(((x - a).clamp_min(0.0) + torch.sqrt(90.0 * x)).max()) + 12.0
+    terms = min(-(-int(reach) // 8) * 8, _SERIES_TERMS)
+    k = torch.arange(1, terms + 1, dtype=x.dtype, device=x.device)[:, None]
+    s, ds = torch.empty_like(x), torch.empty_like(x)
+    ok = torch.empty(x.shape, dtype=torch.bool, device=x.device)
+    step = max(1, DENSE_VALUES // terms)
+    for i in range(0, x.numel(), step):
+        j = slice(i, i + step)
+        xs = x[j]
+        q = xs / (a[j] + k)
+        g = q.cumsum(0)
+        t = q.cumprod_(0)
+        torch.sum(t, 0, out=s[j]).add_(1.0)
+        torch.linalg.vecdot(t, g, dim=0, out=ds[j])
+        torch.le((xs + g[-1]) * t[-1], xs * s[j] * tol, out=ok[j])
+    return s, ds / -x.clamp_min(torch.finfo(x.dtype).tiny), ok
+
+
 def _block(log_x: torch.Tensor, a: torch.Tensor, tol: float, runner: SeriesRunner):
     """The series on one flat float64 block: ``(d log x / da, entries left to the integral)``."""
     x = torch.exp(log_x)
@@ -89,7 +116,11 @@ def _block(log_x: torch.Tensor, a: torch.Tensor, tol: float, runner: SeriesRunne
         sel, out, rest = series.nonzero().squeeze(1), torch.zeros_like(x), torch.ones_like(series)
         sx, slx, sa, spsi = (t.index_select(0, sel) for t in (x, log_x, a, psi1))
     if sx.numel():
-        s, ds = _series(sx, sa, tol, runner)
+        s, ds, ok = _series_dense(sx, sa, tol)
+        if not bool(ok.all()):  # rare (T capped): those entries term by term
+            idx = ok.logical_not_().nonzero().squeeze(1)
+            s2, ds2 = _series(sx.index_select(0, idx), sa.index_select(0, idx), tol, runner)
+            s.index_copy_(0, idx, s2), ds.index_copy_(0, idx, ds2)
         lead = torch.sub(slx, spsi).mul_(s)
         total = lead + ds
         # past exp(psi(a+1)) the two terms of the series cancel; keep it while <= 1e4x

@@ -19,7 +19,7 @@ The ``c_k`` are power series in ``eta``; their rational coefficients are generat
 Valid for ``a >= MIN_SHAPE`` and ``|eta| <= MAX_ETA``, where the
 truncation error is below 1e-15 relative (checked against 40-digit mpmath in the tests);
 other entries go to the series or the integral of :mod:`reparam.special.gamma`. All the
-polynomial work is two small matrix products per block: few, large kernels.
+polynomial work is one Horner pass over stacked rows per block: few, large kernels.
 """
 
 from __future__ import annotations
@@ -105,6 +105,15 @@ def _powers(x: torch.Tensor, count: int) -> torch.Tensor:
     return out
 
 
+def _horner(coef: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``(r, n)``: row ``i`` is ``sum_j coef[i, j] x^j``, all rows in one kernel a degree
+    (no BLAS call: a library's threads stall on a busy machine)."""
+    acc = coef[:, -1:].expand(-1, x.numel()).clone()
+    for j in range(coef.shape[1] - 2, -1, -1):
+        torch.addcmul(coef[:, j:j + 1], acc, x, out=acc)
+    return acc
+
+
 def uniform_domain(log_x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """Entries the expansion serves: ``a >= MIN_SHAPE`` and ``|eta| <= MAX_ETA``."""
     mu = torch.expm1(log_x - torch.log(a))
@@ -118,27 +127,26 @@ def gamma_dlogx_da_uniform(log_x: torch.Tensor, a: torch.Tensor,
     of length 1 shared by all: then the ``a``-sums fold into three polynomials in ``eta``),
     truncated for a ``result`` of that dtype.
 
-    All terms at once: the powers of ``eta`` are the rows of one ``(degree+1, n)`` tensor and
-    one matrix product gives every ``c_k`` and ``c_k'`` (or the three folded sums)."""
+    All terms at once: one Horner pass over the stacked polynomials gives every ``c_k`` and
+    ``c_k'`` (or, for a shared ``a``, the three folded sums)."""
     terms, degree = TRUNCATION.get(result, NARROW)
     d, dd, g = _tables(terms, degree, str(log_x.device))
     log_lam = log_x - torch.log(a)
     mu = torch.expm1(log_lam)
     eta, mu_over_eta = _eta(mu)
-    v = _powers(eta, degree + 1)
     k = torch.arange(terms, dtype=log_x.dtype, device=log_x.device)
     inv_a = a.reciprocal()
     if a.numel() == 1 and log_x.numel() != 1:
         pa = _powers(inv_a, terms)[:, 0]  # a^-k
         coef = torch.stack([pa @ d, (pa * k * inv_a) @ d, pa @ dd])  # (3, degree + 1)
-        s, s_a, s_eta = (coef @ v).unbind()
+        s, s_a, s_eta = _horner(coef, eta).unbind()
     else:
         pa = _powers(inv_a, terms)  # (terms, n)
-        c, c1 = (torch.cat([d, dd]) @ v).view(2, terms, -1).mul_(pa).unbind()
+        c, c1 = _horner(torch.cat([d, dd]), eta).view(2, terms, -1).mul_(pa).unbind()
         s = c.sum(0)
-        s_a = (k @ c) * inv_a
+        s_a = (c * k[:, None]).sum(0) * inv_a
         s_eta = c1.sum(0)
-    gstar = g @ pa  # Gamma*(a)
+    gstar = (g @ pa) if pa.dim() == 1 else (pa * g[:, None]).sum(0)  # Gamma*(a)
     bracket = (mu_over_eta - eta / 2 + (log_lam - inv_a / 2) * s - s_a
                - mu_over_eta * inv_a * s_eta)
     return gstar * inv_a * bracket
