@@ -227,26 +227,34 @@ def _mp_gamma_dx_da(a, x):
     return mpmath.diff(lambda s: mpmath.gammainc(s, x, mpmath.inf, regularized=True), a) / dens
 
 
-def _mp_beta_dx(a, b, la, lb):
-    """``(dx/da, dx/db)`` at ``x = G_a / (G_a + G_b)`` from the exact ``log G`` (the sample's
-    own point: a rounded ``x`` near 1 would lose ``1 - x``), 40 digits."""
-    a, b = mpmath.mpf(a), mpmath.mpf(b)
-    x = 1 / (1 + mpmath.exp(mpmath.mpf(lb) - mpmath.mpf(la)))
-    y = 1 / (1 + mpmath.exp(mpmath.mpf(la) - mpmath.mpf(lb)))
-    dens = mpmath.exp((a - 1) * mpmath.log(x) + (b - 1) * mpmath.log(y) - mpmath.log(
-        mpmath.beta(a, b)))
-    lo, hi, sign = (0, x, -1) if x < a / (a + b) else (x, 1, 1)
+def _mp_beta_side(p, q, u):
+    """``(du/dp, du/dq)`` for ``u ~ Beta(p, q)``, ``u <= 1/2`` given to 40 digits."""
+    dens = mpmath.exp((p - 1) * mpmath.log(u) + (q - 1) * mpmath.log1p(-u) - mpmath.log(
+        mpmath.beta(p, q)))
+    lo, hi, sign = (0, u, -1) if u < p / (p + q) else (u, 1, 1)
 
     def cdf(s, r):
         return mpmath.betainc(s, r, lo, hi, regularized=True)
 
-    return (sign * mpmath.diff(lambda s: cdf(s, b), a) / dens,
-            sign * mpmath.diff(lambda r: cdf(a, r), b) / dens)
+    return (sign * mpmath.diff(lambda s: cdf(s, q), p) / dens,
+            sign * mpmath.diff(lambda r: cdf(p, r), q) / dens)
 
 
-def _rel(ours: float, ref) -> float:
-    ref = float(ref)
-    return 0.0 if ref == ours else abs(ours - ref) / abs(ref)
+def _mp_beta_dx(a, b, la, lb):
+    """``(dx/da, dx/db)`` at ``x = G_a / (G_a + G_b)`` from the exact ``log G`` (the sample's
+    own point: a rounded ``x`` near 1 would lose ``1 - x``); ``x > 1/2`` through
+    ``1 - x ~ Beta(b, a)``."""
+    a, b, la, lb = (mpmath.mpf(v) for v in (a, b, la, lb))
+    if la <= lb:
+        return _mp_beta_side(a, b, 1 / (1 + mpmath.exp(lb - la)))
+    dy_db, dy_da = _mp_beta_side(b, a, 1 / (1 + mpmath.exp(la - lb)))
+    return -dy_da, -dy_db
+
+
+def _rel(ours: float, ref, dtype=F64) -> float:
+    if abs(ref) < torch.finfo(dtype).tiny:  # below the dtype's range: ours must be ~0 too
+        return 0.0 if abs(ours) < 2 * torch.finfo(dtype).tiny else math.inf
+    return float(abs(mpmath.mpf(ours) - ref) / abs(ref))
 
 
 def _gamma_accuracy(dtype, k=4):
@@ -257,7 +265,7 @@ def _gamma_accuracy(dtype, k=4):
         (g,) = torch.autograd.grad(z.sum(), a)
         for i in range(k):
             if z[i].item() > 1e-290:
-                err = max(err, _rel(g[i].item(), _mp_gamma_dx_da(a[i].item(), z[i].item())))
+                err = max(err, _rel(g[i].item(), _mp_gamma_dx_da(a[i].item(), z[i].item()), dtype))
     return err
 
 
@@ -273,7 +281,7 @@ def _beta_accuracy(dtype, k=3):
         for i in range(k):
             if abs(la[i].item() - lb[i].item()) < 600:  # x, 1 - x above 1e-260
                 ra, rb = _mp_beta_dx(a[i].item(), b[i].item(), la[i].item(), lb[i].item())
-                err = max(err, _rel(ga[i].item(), ra), _rel(gb[i].item(), rb))
+                err = max(err, _rel(ga[i].item(), ra, dtype), _rel(gb[i].item(), rb, dtype))
     return err
 
 
@@ -292,7 +300,7 @@ def _student_accuracy(dtype, k=4):
             nu, gm = mpmath.mpf(df[i].item()), mpmath.exp(mpmath.mpf(log_g[i].item()))
             tm = mpmath.mpf(eps[i].item()) * mpmath.sqrt(nu / (2 * gm))
             ref = tm * (1 / (2 * nu) - _mp_gamma_dx_da(nu / 2, gm) / gm / 4)
-            err = max(err, _rel(g[i].item(), ref))
+            err = max(err, _rel(g[i].item(), ref, dtype))
     return err
 
 
