@@ -178,7 +178,7 @@ def run_cell(rows, family, spec, n, dtype, threads, repeats, busy=False):
 
 def speed(quick: bool, repeats: int) -> list[dict]:
     default = torch.get_num_threads()
-    n_sweep = 10_000 if quick else 100_000
+    n_sweep = 2_000 if quick else 100_000
     ns = (1_000, 10_000) if quick else (1_000, 10_000, 100_000, 1_000_000)
     rows: list[dict] = []
     print("| family | params | kind | dtype | n | threads | reparam ms | torch ms | ratio | "
@@ -316,7 +316,8 @@ def accuracy() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="n up to 1e4 (a few minutes)")
+    ap.add_argument("--quick", action="store_true",
+                    help="sweep at n = 2e3, axes at n in {1e3, 1e4} (minutes, not an hour)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-accuracy", action="store_true")
     ap.add_argument("--no-speed", action="store_true")

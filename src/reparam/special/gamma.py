@@ -147,6 +147,8 @@ def gamma_dlogx_da(log_x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     tol = _TOL.get(log_x.dtype, 2.0 ** -55)
     flat_lx = log_x.double().expand(shape).reshape(-1)
     flat_a = a.double().reshape(1) if shared else a.double().expand(shape).reshape(-1)
+    if flat_lx.numel() == 0:
+        return torch.empty(shape, dtype=log_x.dtype, device=log_x.device)
     if float(flat_a.max()) < MIN_SHAPE:  # no entry for the expansion: no masks
         a_all = flat_a.expand(flat_lx.shape)
         return _dlogx_da_exact(flat_lx, a_all, tol).to(log_x.dtype).view(shape)
