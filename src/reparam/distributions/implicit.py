@@ -18,7 +18,7 @@ underflows (``G_a = G_{a+1} U^{1/a}``), the sampler behind Gamma, Beta and Diric
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 
@@ -31,6 +31,10 @@ __all__ = ["implicit_rsample", "implicit_attach", "log_standard_gamma", "implici
            "standard_gamma", "log_marsaglia_tsang"]
 
 CdfGrad = Callable[..., Sequence[torch.Tensor]]
+
+
+SMALL = 8192  # up to here the derivatives keep (nearly) every kernel under the parallel grain
+# (small blocks while several threads are on), which costs less than switching threads
 
 
 @contextmanager
@@ -68,7 +72,7 @@ class _Implicit(torch.autograd.Function):
         wanted = ctx.needs_input_grad[2:]
         if not any(wanted):
             return (None, None) + (None,) * len(params)
-        with one_thread():
+        with one_thread() if z.numel() > SMALL else nullcontext():
             dz = ctx.grad_fn(z, *params)
         out = [sum_to_shape(grad * d.to(grad.dtype), p.shape) if need else None
                for d, p, need in zip(dz, params, wanted, strict=True)]

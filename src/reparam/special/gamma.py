@@ -32,7 +32,8 @@ BLOCK = 1 << 16  # elements per pass: the working set of the series stays in cac
 # (terms, entries) values per pass of the all-terms series: under torch's parallel grain
 # (32768), so no pass opens a parallel region (each one stalls when another process is busy)
 DENSE_VALUES = 32000
-UNIFORM_BLOCK = 1 << 14  # the expansion's (block, 41) power matrix: 5 MB
+UNIFORM_BLOCK = 1 << 14  # entries per pass of the expansion on one thread ...
+UNIFORM_BLOCK_PARALLEL = 1536  # ... and with several: its (20, block) rows under the grain
 # truncation error allowed per term sum: below double rounding, or for float32 results
 # 1e-12 (times the cancellation, <= 1e4, still 600x under float32 rounding)
 _TOL = {torch.float64: 2.0 ** -55, torch.float32: 1e-12, torch.float16: 1e-12,
@@ -159,8 +160,9 @@ def gamma_dlogx_da(log_x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         idx_u, idx_r = None, None
     else:
         idx_u, idx_r = uni.nonzero().squeeze(1), (~uni).nonzero().squeeze(1)
-    for i in range(0, flat_lx.numel() if idx_u is None else idx_u.numel(), UNIFORM_BLOCK):
-        j = slice(i, i + UNIFORM_BLOCK)
+    block = UNIFORM_BLOCK if torch.get_num_threads() == 1 else UNIFORM_BLOCK_PARALLEL
+    for i in range(0, flat_lx.numel() if idx_u is None else idx_u.numel(), block):
+        j = slice(i, i + block)
         if idx_u is None:
             lx, ra = flat_lx[j], flat_a if shared else flat_a[j]
             out[j] = gamma_dlogx_da_uniform(lx, ra, log_x.dtype)
