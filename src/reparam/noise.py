@@ -40,6 +40,16 @@ class NoiseSource:
         """Standard uniform draws strictly inside (0, 1), so inverse CDFs stay finite."""
         raise NotImplementedError
 
+    def rejection_source(self, family: str) -> NoiseSource:
+        """The source that redraws the proposals a rejection sampler (of ``family``) rejected.
+
+        A rejection sampler takes its first round of proposals from this source (so
+        antithetic pairs survive wherever both are accepted) and later rounds, for the
+        rejected entries only, from the source returned here; a source that cannot drive a
+        rejection sampler raises ``ValueError``. Default: the source itself (i.i.d. draws).
+        """
+        return self
+
 
 class MonteCarlo(NoiseSource):
     """Independent draws from ``torch.randn`` / ``torch.rand``, optionally from ``generator``."""
@@ -89,6 +99,10 @@ class Antithetic(NoiseSource):
         top = 1.0 - torch.finfo(dtype).eps / 2  # 1 - u rounds to 1 for u < eps / 4: keep it < 1
         return torch.cat([u, (1.0 - u).clamp_(max=top)])
 
+    def rejection_source(self, family: str) -> NoiseSource:
+        """Rejected entries lose their partner: they are redrawn from the base source."""
+        return self.base.rejection_source(family)
+
     def __repr__(self) -> str:
         return f"Antithetic({self.base!r})"
 
@@ -132,6 +146,12 @@ class Sobol(NoiseSource):
     def normal(self, shape: Shape, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         u = self.uniform(shape, torch.float64, torch.device("cpu"))
         return torch.special.ndtri(u).to(dtype=dtype, device=device)
+
+    def rejection_source(self, family: str) -> NoiseSource:
+        raise ValueError(
+            f"{family} samples by rejection, which Sobol (RQMC) noise cannot drive: the "
+            f"accepted points are no longer low-discrepancy. Use MonteCarlo or Antithetic noise."
+        )
 
     def __repr__(self) -> str:
         return f"Sobol(seed={self.seed})"

@@ -87,3 +87,16 @@ def test_implicit_log_gamma_gradient_and_dtype(dtype):
     (g,) = torch.autograd.grad(y.sum(), a)
     expected = gamma_dlogx_da(y.detach(), a.detach()).sum(0)
     torch.testing.assert_close(g, expected)
+
+
+def test_backward_runs_on_one_thread_and_restores_the_setting():
+    from reparam.distributions import Gamma
+    from reparam.distributions.implicit import one_thread
+
+    before = torch.get_num_threads()
+    seen = []
+    with one_thread():
+        seen.append(torch.get_num_threads())
+    a = torch.tensor(3.0, requires_grad=True)
+    Gamma(a).rsample((50,)).sum().backward()
+    assert seen == [1] and torch.get_num_threads() == before and torch.isfinite(a.grad)

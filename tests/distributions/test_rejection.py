@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from reparam.distributions import RejectionSample, rejection_rsample
+from reparam.distributions.rejection import gather
 
 
 def test_surrogate_keeps_value_and_adds_correction():
@@ -31,11 +32,13 @@ def test_score_only_rejection_is_unbiased():
     src = MonteCarlo(torch.Generator().manual_seed(0))
     rate = torch.full((n,), rate0, dtype=torch.float64, requires_grad=True)
     rs = rejection_rsample(
-        propose=lambda: -torch.log(src.uniform((n,), torch.float64, torch.device("cpu"))),
-        log_accept=lambda eps: -(rate.detach() - c) * eps / c,
+        propose=lambda source, sh: -torch.log(source.uniform(sh, torch.float64,
+                                                             torch.device("cpu"))),
+        log_accept=lambda eps, idx: -(gather(rate.detach(), (n,), idx) - c) * eps / c,
         transform=lambda eps: eps / c,
         log_target=lambda z: torch.log(rate) - rate * z,
-        log_abs_dh=lambda eps: torch.full_like(eps, -math.log(c)), noise=src)
+        log_abs_dh=lambda eps: torch.full_like(eps, -math.log(c)), shape=torch.Size([n]),
+        noise=src)
     assert abs(rs.value.mean().item() - 1 / rate0) < 5 / rate0 / math.sqrt(n)
     (g,) = torch.autograd.grad(rs.surrogate(rs.value).sum(), rate)
     assert abs(g.mean().item() + 1 / rate0**2) < 5 * g.std().item() / math.sqrt(n)
@@ -44,5 +47,5 @@ def test_score_only_rejection_is_unbiased():
 
 def test_gives_up_after_max_rounds():
     with pytest.raises(RuntimeError, match="rounds"):
-        rejection_rsample(lambda: torch.zeros(2), lambda e: torch.full_like(e, -math.inf),
-                          lambda e: e, lambda z: z, lambda e: e, max_rounds=3)
+        rejection_rsample(lambda src, sh: torch.zeros(sh), lambda e, i: torch.full_like(e, -math.inf),
+                          lambda e: e, lambda z: z, lambda e: e, torch.Size([2]), max_rounds=3)

@@ -56,12 +56,14 @@ class Dirichlet(TorchDensity, Reparameterized, td.Dirichlet):
     def rsample_log(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
         """``log z`` (a log-softmax), finite where ``z`` underflows."""
         shape = self._extended_shape(torch.Size(sample_shape))
-        return torch.log_softmax(implicit_log_gamma(self.concentration, shape, noise), dim=-1)
+        log_g = implicit_log_gamma(self.concentration, shape, noise, "Dirichlet")
+        return torch.log_softmax(log_g, dim=-1)
 
     @keep_open()  # each z_k in [tiny, 1 - eps/2], as torch's samples
     def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
         shape = self._extended_shape(torch.Size(sample_shape))
-        return torch.softmax(implicit_log_gamma(self.concentration, shape, noise), dim=-1)
+        log_g = implicit_log_gamma(self.concentration, shape, noise, "Dirichlet")
+        return torch.softmax(log_g, dim=-1)
 
 
 @register_kl(Dirichlet, Dirichlet)

@@ -12,7 +12,7 @@ from ..noise import NoiseSource
 from ._base import Reparameterized, TorchDensity, keep_open, outside_support
 from ._builders import broadcast_params
 from .implicit import implicit_log_gamma
-from .rejection import RejectionSample, rejection_rsample
+from .rejection import RejectionSample, gather, rejection_rsample
 
 
 class Gamma(TorchDensity, Reparameterized, td.Gamma):
@@ -85,18 +85,20 @@ class Gamma(TorchDensity, Reparameterized, td.Gamma):
         c = 1 / torch.sqrt(9 * d)
         d0, c0 = d.detach(), c.detach()
 
-        def log_accept(eps):
-            v = 1 + c0 * eps
+        def log_accept(eps, index):
+            dd, cc = gather(d0, shape, index), gather(c0, shape, index)
+            v = 1 + cc * eps
             ok = v > 0
             v = torch.where(ok, v, torch.ones_like(v)) ** 3
-            value = 0.5 * eps * eps + d0 - d0 * v + d0 * torch.log(v)
+            value = 0.5 * eps * eps + dd - dd * v + dd * torch.log(v)
             return torch.where(ok, value, torch.full_like(v, -float("inf")))
 
         rs = rejection_rsample(
-            lambda: source.normal(shape, a.dtype, a.device), log_accept,
+            lambda src, sh: src.normal(sh, a.dtype, a.device), log_accept,
             lambda eps: d * (1 + c * eps) ** 3,
             lambda z: (a1 - 1) * torch.log(z) - z - torch.lgamma(a1),
-            lambda eps: 0.5 * torch.log(d) + 2 * torch.log(1 + c * eps), source)
+            lambda eps: 0.5 * torch.log(d) + 2 * torch.log(1 + c * eps), shape, source,
+            "Gamma.rsample_rejection")
         z = rs.value
         if bool(boost.any()):
             log_u = torch.log(source.uniform(shape, a.dtype, a.device))

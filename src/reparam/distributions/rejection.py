@@ -22,7 +22,7 @@ import torch
 
 from .. import noise as _noise
 
-__all__ = ["RejectionSample", "rejection_rsample"]
+__all__ = ["RejectionSample", "rejection_rsample", "accept_reject", "gather"]
 
 
 @dataclass
@@ -39,36 +39,68 @@ class RejectionSample:
         return cost + cost.detach() * (lw - lw.detach())
 
 
-def rejection_rsample(propose: Callable[[], torch.Tensor],
-                      log_accept: Callable[[torch.Tensor], torch.Tensor],
+def gather(t: torch.Tensor, shape: torch.Size, index: torch.Tensor | None) -> torch.Tensor:
+    """``t`` broadcast to ``shape``, or its flat entries ``index`` (a draw's parameters)."""
+    t = t.expand(shape)
+    return t if index is None else t.reshape(-1).index_select(0, index)
+
+
+MAX_ROUNDS = 64  # every sampler here accepts >= 60% a round: a miss after 64 is < 1e-25
+
+
+Draw = Callable[[_noise.NoiseSource, "torch.Tensor | None"], tuple[torch.Tensor, torch.Tensor]]
+
+
+def accept_reject(draw: Draw, shape: torch.Size, noise: _noise.NoiseSource | None,
+                  family: str, max_rounds: int = MAX_ROUNDS) -> torch.Tensor:
+    """Vectorized accept-reject with a bounded number of rounds (no gradient).
+
+    ``draw(source, index)`` returns ``(candidates, accepted)``: for ``index = None`` of
+    ``shape`` (the first round, from ``noise`` itself), else for the flat entries ``index``
+    (1-d, from ``noise.rejection_source(family)``). Each later round redraws only the entries
+    still rejected. Raises ``RuntimeError`` if some entry is rejected ``max_rounds`` times
+    (for the samplers here a probability below 1e-25: a sign of a bad parameter).
+    """
+    source = _noise.resolve(noise)
+    redraw = source.rejection_source(family)
+    with torch.no_grad():
+        value, ok = draw(source, None)
+        value, ok = value.reshape(-1).clone(), ok.reshape(-1).clone()
+        for _ in range(max_rounds):
+            if bool(ok.all()):
+                return value.view(shape)
+            index = ok.logical_not().nonzero().squeeze(1)
+            cand, good = draw(redraw, index)
+            value.index_copy_(0, index, torch.where(good, cand, value.index_select(0, index)))
+            ok.index_copy_(0, index, good)
+    if bool(ok.all()):
+        return value.view(shape)
+    raise RuntimeError(f"{family}: {int((~ok).sum())} proposals still rejected after "
+                       f"{max_rounds} rounds (parameters out of the sampler's range?)")
+
+
+def rejection_rsample(propose: Callable[[_noise.NoiseSource, torch.Size], torch.Tensor],
+                      log_accept: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
                       transform: Callable[[torch.Tensor], torch.Tensor],
                       log_target: Callable[[torch.Tensor], torch.Tensor],
                       log_abs_dh: Callable[[torch.Tensor], torch.Tensor],
-                      noise: _noise.NoiseSource | None = None,
-                      max_rounds: int = 10_000) -> RejectionSample:
-    """Accept-reject ``eps`` until every entry is accepted, then reparameterize.
+                      shape: torch.Size, noise: _noise.NoiseSource | None = None,
+                      family: str = "rejection sampler",
+                      max_rounds: int = MAX_ROUNDS) -> RejectionSample:
+    """Accept-reject ``eps`` (bounded, :func:`accept_reject`), then reparameterize.
 
-    ``propose()`` draws a full tensor of proposals ``eps`` (no gradient); ``log_accept(eps)``
-    is the log acceptance probability (compared with ``log U``, ``U`` from ``noise``);
+    ``propose(source, shape)`` draws proposals ``eps`` of a shape (no gradient);
+    ``log_accept(eps, index)`` is their log acceptance probability (``index`` the flat
+    entries they are for, ``None`` for all), compared with ``log U``, ``U`` from the source;
     ``transform(eps) = h(eps, theta)``, ``log_target(z) = log q(z; theta)`` and
     ``log_abs_dh(eps) = log |dh/deps|`` are differentiable in ``theta``.
     """
-    source = _noise.resolve(noise)
-    eps = None
-    done = None
-    for _ in range(max_rounds):
-        with torch.no_grad():
-            cand = propose()
-            if eps is None:
-                eps, done = cand.clone(), torch.zeros(cand.shape, dtype=torch.bool,
-                                                      device=cand.device)
-            log_u = torch.log(source.uniform(cand.shape, cand.dtype, cand.device))
-            ok = ~done & (log_u < log_accept(cand))
-            eps = torch.where(ok, cand, eps)
-            done = done | ok
-        if bool(done.all()):
-            break
-    else:
-        raise RuntimeError(f"rejection sampler: not all proposals accepted in {max_rounds} rounds")
+    def draw(source, index):
+        sh = shape if index is None else torch.Size([index.numel()])
+        eps = propose(source, sh)
+        log_u = torch.log(source.uniform(sh, eps.dtype, eps.device))
+        return eps.reshape(-1), (log_u < log_accept(eps, index)).reshape(-1)
+
+    eps = accept_reject(draw, shape, noise, family, max_rounds)
     z = transform(eps)
     return RejectionSample(z, log_target(z) + log_abs_dh(eps))

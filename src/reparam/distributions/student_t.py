@@ -9,10 +9,10 @@ import torch.distributions as td
 from torch.distributions import constraints
 
 from ..noise import NoiseSource
-from ..special import student_t_dt_dnu
+from ..special import gamma_dlogx_da
 from ._base import Reparameterized, TorchDensity
 from ._builders import broadcast_params
-from .implicit import implicit_rsample, log_standard_gamma
+from .implicit import implicit_attach, log_standard_gamma
 
 
 class StudentT(TorchDensity, Reparameterized, td.StudentT):
@@ -20,9 +20,10 @@ class StudentT(TorchDensity, Reparameterized, td.StudentT):
 
     ``t = eps sqrt(df / (2 G))``, ``eps ~ N(0, 1)`` from the noise source and
     ``G ~ Gamma(df / 2, 1)`` drawn in log space (see :class:`~reparam.distributions.Gamma`).
-    ``df`` gets the implicit gradient ``dt/ddf = -(dF/ddf)(t) / p(t)`` (accurate to ~1e-13
-    for ``df`` in [0.1, 1e3]); ``loc`` and ``scale`` are pathwise. torch's ``StudentT`` gives
-    ``df`` only the gradient of its chi-square construction.
+    ``df`` gets the gradient through ``G``'s exact implicit one (see :meth:`rsample`);
+    ``loc`` and ``scale`` are pathwise. torch's ``StudentT`` gives ``df`` the same
+    construction with its approximate (2e-4) Gamma gradient.
+    :func:`reparam.special.student_t_dt_dnu` is the CDF-implicit ``-(dF/ddf)(t) / p(t)``.
 
     Example::
 
@@ -56,18 +57,33 @@ class StudentT(TorchDensity, Reparameterized, td.StudentT):
     variance = property(lambda self: self._torch.variance)
 
     def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
+        """``t = eps sqrt(df / (2 G))``, ``log|t| = log|eps| + (log df - log 2 - log G) / 2``.
+
+        ``G`` is a Gamma(df/2) sample with its exact implicit gradient, so ``d log|t| / ddf =
+        1 / (2 df) - (d log G / d alpha) / 4``: pathwise through ``(eps, G)``, exact and
+        unbiased, for the cost of one Gamma gradient. The difference cancels at large ``df``,
+        so it is formed in float64 whatever the dtype. ``df = inf`` is the Normal: ``t = eps``,
+        gradient 0.
+        """
         shape = self._extended_shape(torch.Size(sample_shape))
         eps = self._draw_normal(sample_shape, noise, self.loc)
-        df = self.df.detach()
-        log_g = log_standard_gamma(df / 2, shape, noise)
-        log_abs = torch.log(eps.abs()) + 0.5 * (torch.log(df) - math.log(2.0) - log_g)
+        nu = self.df.detach().expand(shape)
+        infinite = torch.isinf(nu)
+        has_inf = bool(infinite.any())
+        if has_inf:
+            nu = torch.where(infinite, torch.ones_like(nu), nu)
+        log_g = log_standard_gamma(nu / 2, shape, noise, "StudentT", "df")
+        log_scale = 0.5 * (torch.log(nu) - math.log(2.0) - log_g)
+
+        def dlog_scale(_, df):
+            nu64 = nu.double()
+            d = 0.5 / nu64 - 0.25 * gamma_dlogx_da(log_g.double(), nu64 / 2)
+            return (torch.where(infinite, 0.0, d) if has_inf else d,)
+
+        log_scale = implicit_attach(log_scale, (self.df,), dlog_scale)
         big = math.log(torch.finfo(eps.dtype).max)
-        t = torch.sign(eps) * torch.exp(log_abs.clamp(max=big))  # finite even for df ~ 0.1
-
-        def cdf_grad(value, nu):
-            return (torch.nan_to_num(-student_t_dt_dnu(value, nu), posinf=0.0, neginf=0.0),)
-
-        t = implicit_rsample(t, (self.df,), cdf_grad)
+        log_abs = (torch.log(eps.abs()) + log_scale).clamp(max=big)  # finite for df ~ 0.1
+        t = torch.sign(eps) * torch.exp(log_abs)
+        if has_inf:
+            t = torch.where(infinite, eps, t)
         return self.loc + self.scale * t
-
-

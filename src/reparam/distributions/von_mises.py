@@ -13,14 +13,55 @@ from ..special import von_mises_dtheta_dkappa
 from ._base import Reparameterized
 from ._builders import broadcast_params
 from .implicit import implicit_rsample
+from .rejection import accept_reject, gather
+
+WIDE = 0.5  # below this kappa the proposal is uniform on the circle
+
+
+def sample_angle(kappa: torch.Tensor, shape: torch.Size, noise: NoiseSource | None = None,
+                 ) -> torch.Tensor:
+    r"""``theta ~ VM(0, kappa)`` of ``shape`` (float64, no gradient), by rejection.
+
+    ``kappa < 1/2``: ``theta = pi (2u - 1)``, accepted with ``exp(-2 kappa sin^2(theta/2))``
+    (rate ``e^-kappa I_0(kappa) >= 0.64``). Otherwise the Gaussian envelope
+    ``exp(-2 kappa theta^2 / pi^2) >= exp(kappa (cos theta - 1))`` (as ``|sin(t/2)| >=
+    |t| / pi`` on ``[-pi, pi]``): ``theta = pi eps / (2 sqrt kappa)``, accepted with
+    ``exp(2 kappa (theta^2 / pi^2 - sin^2(theta/2)))`` (rate >= ``2 / pi`` for every kappa,
+    so ``kappa = 1e20`` costs what ``kappa = 2`` does). ``cos theta - 1`` is written as
+    ``-2 sin^2(theta/2)``, exact where ``cos theta`` rounds to 1. Rounds are bounded
+    (:func:`~reparam.distributions.rejection.accept_reject`); the first uses ``noise``.
+    """
+    k = kappa.detach().double().expand(shape)
+    if not bool(torch.isfinite(k).all()):
+        raise ValueError("VonMises: parameter 'concentration' must be finite to sample")
+    wide = k < WIDE
+    any_wide, all_wide = bool(wide.any()), bool(wide.all())
+    sigma = math.pi / 2 * torch.rsqrt(k.clamp_min(WIDE))
+
+    def draw(source, index):
+        sh = shape if index is None else torch.Size([index.numel()])
+        kk, ww, ss = (gather(t, shape, index) for t in (k, wide, sigma))
+        f64 = {"dtype": torch.float64, "device": k.device}
+        theta = None if all_wide else ss * source.normal(sh, **f64)
+        if any_wide:
+            flat = math.pi * (2 * source.uniform(sh, **f64) - 1)
+            theta = flat if theta is None else torch.where(ww, flat, theta)
+        half = torch.sin(theta / 2)
+        log_acc = -2 * kk * half * half
+        if not all_wide:
+            log_acc = log_acc + torch.where(ww, 0.0, 2 / math.pi ** 2 * kk * theta * theta)
+        ok = (theta.abs() <= math.pi) & (torch.log(source.uniform(sh, **f64)) < log_acc)
+        return theta.reshape(-1), ok.reshape(-1)
+
+    return accept_reject(draw, shape, noise, "VonMises")
 
 
 class VonMises(Reparameterized, td.VonMises):
     r"""Von Mises with density ``exp(kappa cos(z - loc)) / (2 pi I_0(kappa))`` on ``(-pi, pi]``.
 
     torch's ``VonMises`` has no ``rsample``. Here the angle ``theta`` around ``loc`` comes
-    from torch's Best-Fisher rejection sampler (its own uniforms, torch's global generator)
-    and carries the implicit gradient ``dtheta/dkappa = -(dF/dkappa)(theta) / p(theta)``,
+    from :func:`sample_angle` (bounded rejection driven by the noise source, any ``kappa``
+    up to 1e300) and carries the implicit gradient ``dtheta/dkappa = -(dF/dkappa)(theta) / p(theta)``,
     accurate to ~1e-13 for ``kappa`` in [1e-3, 1e3]; ``z = loc + theta`` (wrapped to
     ``(-pi, pi]``) is pathwise in ``loc``.
 
@@ -56,9 +97,8 @@ class VonMises(Reparameterized, td.VonMises):
 
     def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
         shape = self._extended_shape(torch.Size(sample_shape))
-        kappa = self.concentration.detach()
-        theta = td.VonMises(torch.zeros_like(kappa), kappa).sample(torch.Size(sample_shape))
-        theta = implicit_rsample(theta.expand(shape), (self.concentration,),
+        theta = sample_angle(self.concentration, shape, noise).to(self.loc.dtype)
+        theta = implicit_rsample(theta, (self.concentration,),
                                  lambda t, k: (-von_mises_dtheta_dkappa(t, k),))
         return torch.remainder(self.loc + theta + math.pi, 2 * math.pi) - math.pi
 

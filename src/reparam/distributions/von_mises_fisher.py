@@ -5,15 +5,14 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.distributions as td
 from torch.distributions import constraints
 from torch.distributions.kl import register_kl
 
 from ..noise import NoiseSource
 from ..special import bessel_ratio, log_iv, vmf_dw_dkappa
 from ._base import Reparameterized
-from .implicit import implicit_rsample
-from .rejection import RejectionSample, rejection_rsample
+from .implicit import implicit_rsample, log_standard_gamma
+from .rejection import RejectionSample, gather, rejection_rsample
 
 
 class _Sphere(constraints.Constraint):
@@ -43,8 +42,9 @@ class VonMisesFisher(Reparameterized):
 
     Sampling is Wood's (1994): the height ``w = mu^T x`` by rejection from
     ``h(eps, kappa) = (1 - (1+b) eps) / (1 - (1-b) eps)``, ``eps ~ Beta((d-1)/2, (d-1)/2)``
-    (torch's sampler), a direction ``v`` uniform on ``S^{d-2}`` (normals from the noise
-    source), ``x = H (w, sqrt(1-w^2) v)`` with the Householder reflection ``H e_1 = mu``.
+    (two Gammas from the noise source, rounds bounded), a direction ``v`` uniform on
+    ``S^{d-2}`` (normals from the noise source), ``x = H (w, sqrt(1-w^2) v)`` with the
+    Householder reflection ``H e_1 = mu``.
 
     - ``rsample``: ``w`` carries the exact implicit gradient ``dw/dkappa`` (unbiased, no
       correction term needed); ``mu`` is pathwise.
@@ -123,23 +123,28 @@ class VonMisesFisher(Reparameterized):
     def _height(self, shape: torch.Size, noise) -> RejectionSample:
         m = self.d - 1
         kappa = self.concentration.expand(shape)
-        prop = td.Beta(torch.full_like(kappa, m / 2).detach(),
-                       torch.full_like(kappa, m / 2).detach())
+        half = torch.full((), m / 2, dtype=kappa.dtype, device=kappa.device)
         b0, x00, c0 = (t.detach() for t in self._wood(kappa.detach()))
+
+        def propose(source, sh):  # eps ~ Beta(m/2, m/2) = G1 / (G1 + G2) from the source
+            log_g1, log_g2 = (log_standard_gamma(half, sh, source, "VonMisesFisher")
+                              for _ in range(2))
+            return torch.exp(log_g1 - torch.logaddexp(log_g1, log_g2))
 
         def h(eps, b):
             return (1 - (1 + b) * eps) / (1 - (1 - b) * eps)
 
-        def log_accept(eps):
-            w = h(eps, b0)
-            return kappa.detach() * w + m * torch.log1p(-x00 * w) - c0
+        def log_accept(eps, index):
+            k, bb, xx, cc = (gather(t, shape, index) for t in (kappa.detach(), b0, x00, c0))
+            w = h(eps, bb)
+            return k * w + m * torch.log1p(-xx * w) - cc
 
         b = self._wood(kappa)[0]
         log_q = lambda w: kappa * w + (m - 2) / 2 * torch.log1p(-w * w) \
             - log_iv(self._nu, kappa) + self._nu * torch.log(kappa)  # noqa: E731 (up to const)
         log_dh = lambda eps: torch.log(2 * b) - 2 * torch.log1p(-(1 - b) * eps)  # noqa: E731
-        return rejection_rsample(lambda: prop.sample(), log_accept, lambda e: h(e, b), log_q,
-                                 log_dh, noise)
+        return rejection_rsample(propose, log_accept, lambda e: h(e, b), log_q, log_dh, shape,
+                                 noise, "VonMisesFisher")
 
     def _place(self, w: torch.Tensor, shape: torch.Size, noise) -> torch.Tensor:
         """``H (w, sqrt(1 - w^2) v)``: rotate the sample around ``e_1`` onto ``mu``."""

@@ -63,7 +63,8 @@ def _side(lx, ly, a, b, upper: bool):
 SERIES_REACH = 40.0  # the series serves min(x, y) <= 1/2 with (a + b) min(x, y) <= 40 ...
 CANCEL_LIMIT = 1e4  # ... where its cancellation costs < 4 digits; the rest integrates
 _SERIES_TERMS = 600
-BLOCK = 1 << 16  # elements per pass: the working set of the series stays in cache
+BLOCK = 1 << 16  # elements per pass: the working set of the series stays in cache ...
+BLOCK_PARALLEL = 1 << 13  # ... with several threads: 2-row kernels under the parallel grain
 _TOL = {torch.float32: 1e-12, torch.float16: 1e-12, torch.bfloat16: 1e-12}  # else 2^-55
 
 
@@ -142,11 +143,12 @@ def beta_dx_dab(log_x: torch.Tensor, log_y: torch.Tensor, a: torch.Tensor,
     flat = [t.reshape(-1) for t in (log_x, log_y, a, b)]
     da, db = torch.empty_like(flat[0]), torch.empty_like(flat[0])
     rest = torch.empty(da.shape, dtype=torch.bool, device=da.device)
-    size = min(BLOCK, da.numel())
+    step = BLOCK if torch.get_num_threads() == 1 else BLOCK_PARALLEL
+    size = min(step, da.numel())
     runner = SeriesRunner(9, slice(6, 9), size, da.device)
     bufs = [torch.empty(size, dtype=torch.float64, device=da.device) for _ in flat]
-    for i in range(0, da.numel(), BLOCK):
-        j = slice(i, i + BLOCK)
+    for i in range(0, da.numel(), step):
+        j = slice(i, i + step)
         block = (buf[: t[j].numel()].copy_(t[j]) for buf, t in zip(bufs, flat, strict=True))
         da[j], db[j], rest[j] = _block(*block, tol, runner)
     if bool(rest.any()):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import torch
 
+from .gamma_uniform import MIN_SHAPE, gamma_dlogx_da_uniform, uniform_domain
 from .quadrature import peak_integral
 from .series import SeriesRunner
 
@@ -28,6 +29,11 @@ SERIES_REACH = 40.0  # the series also serves x < a + 40 ...
 CANCEL_LIMIT = 1e4  # ... where its cancellation costs < 4 digits (1%..99.99% quantiles)
 _SERIES_TERMS = 400
 BLOCK = 1 << 16  # elements per pass: the working set of the series stays in cache
+# (terms, entries) values per pass of the all-terms series: under torch's parallel grain
+# (32768), so no pass opens a parallel region (each one stalls when another process is busy)
+DENSE_VALUES = 32000
+UNIFORM_BLOCK = 1 << 14  # entries per pass of the expansion on one thread ...
+UNIFORM_BLOCK_PARALLEL = 1536  # ... and with several: its (20, block) rows under the grain
 # truncation error allowed per term sum: below double rounding, or for float32 results
 # 1e-12 (times the cancellation, <= 1e4, still 600x under float32 rounding)
 _TOL = {torch.float64: 2.0 ** -55, torch.float32: 1e-12, torch.float16: 1e-12,
@@ -75,6 +81,30 @@ def _integral(x: torch.Tensor, log_x: torch.Tensor, a: torch.Tensor, upper: bool
     return j if upper else -j
 
 
+def _series_dense(x: torch.Tensor, a: torch.Tensor, tol: float):
+    """``(S, S', converged)`` with all terms at once: ``q`` is a ``(terms, m)`` tensor,
+    ``t_n = cumprod q``, ``G_n = cumsum q`` (a handful of large kernels instead of five a
+    term). ``terms = max(x - a, 0) + sqrt(90 x) + 12`` over the block (past the peak the terms
+    fall like ``exp(-d^2 / 2x)``, below ``e^-45`` there); entries not converged by then are
+    flagged for the term-by-term runner."""
+    reach = float(((x - a).clamp_min(0.0) + torch.sqrt(90.0 * x)).max()) + 12.0
+    terms = min(-(-int(reach) // 8) * 8, _SERIES_TERMS)
+    k = torch.arange(1, terms + 1, dtype=x.dtype, device=x.device)[:, None]
+    s, ds = torch.empty_like(x), torch.empty_like(x)
+    ok = torch.empty(x.shape, dtype=torch.bool, device=x.device)
+    step = max(1, DENSE_VALUES // terms)
+    for i in range(0, x.numel(), step):
+        j = slice(i, i + step)
+        xs = x[j]
+        q = xs / (a[j] + k)
+        g = q.cumsum(0)
+        t = q.cumprod_(0)
+        torch.sum(t, 0, out=s[j]).add_(1.0)
+        torch.linalg.vecdot(t, g, dim=0, out=ds[j])
+        torch.le((xs + g[-1]) * t[-1], xs * s[j] * tol, out=ok[j])
+    return s, ds / -x.clamp_min(torch.finfo(x.dtype).tiny), ok
+
+
 def _block(log_x: torch.Tensor, a: torch.Tensor, tol: float, runner: SeriesRunner):
     """The series on one flat float64 block: ``(d log x / da, entries left to the integral)``."""
     x = torch.exp(log_x)
@@ -87,7 +117,11 @@ def _block(log_x: torch.Tensor, a: torch.Tensor, tol: float, runner: SeriesRunne
         sel, out, rest = series.nonzero().squeeze(1), torch.zeros_like(x), torch.ones_like(series)
         sx, slx, sa, spsi = (t.index_select(0, sel) for t in (x, log_x, a, psi1))
     if sx.numel():
-        s, ds = _series(sx, sa, tol, runner)
+        s, ds, ok = _series_dense(sx, sa, tol)
+        if not bool(ok.all()):  # rare (T capped): those entries term by term
+            idx = ok.logical_not_().nonzero().squeeze(1)
+            s2, ds2 = _series(sx.index_select(0, idx), sa.index_select(0, idx), tol, runner)
+            s.index_copy_(0, idx, s2), ds.index_copy_(0, idx, ds2)
         lead = torch.sub(slx, spsi).mul_(s)
         total = lead + ds
         # past exp(psi(a+1)) the two terms of the series cancel; keep it while <= 1e4x
@@ -103,11 +137,49 @@ def _block(log_x: torch.Tensor, a: torch.Tensor, tol: float, runner: SeriesRunne
 
 def gamma_dlogx_da(log_x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """``d log x / da`` for ``x ~ Gamma(a, 1)`` at ``x = exp(log_x)`` (broadcast, float64
-    inside; the series in blocks of ``BLOCK`` entries, then one integral pass for the rest;
-    float32 results sum the series to 1e-12). The result is a constant for autograd (computed
-    in place on reused buffers), so double backward treats ``dz/dtheta`` as fixed."""
-    log_x, a = torch.broadcast_tensors(log_x.detach(), a.detach())
+    inside): Temme's uniform expansion where it serves (large ``a``, see
+    :mod:`reparam.special.gamma_uniform`; a scalar ``a`` shared by all samples pays its
+    ``a``-sums once), else the series or the integral (float32 results sum the series to
+    1e-12). The result is a constant for autograd, so double backward treats ``dz/dtheta``
+    as fixed."""
+    log_x, a = log_x.detach(), a.detach()
+    shared = a.numel() == 1
+    shape = torch.broadcast_shapes(log_x.shape, a.shape)
     tol = _TOL.get(log_x.dtype, 2.0 ** -55)
+    flat_lx = log_x.double().expand(shape).reshape(-1)
+    flat_a = a.double().reshape(1) if shared else a.double().expand(shape).reshape(-1)
+    if flat_lx.numel() == 0:
+        return torch.empty(shape, dtype=log_x.dtype, device=log_x.device)
+    if float(flat_a.max()) < MIN_SHAPE:  # no entry for the expansion: no masks
+        a_all = flat_a.expand(flat_lx.shape)
+        return _dlogx_da_exact(flat_lx, a_all, tol).to(log_x.dtype).view(shape)
+    out = torch.empty_like(flat_lx)
+    uni = uniform_domain(flat_lx, flat_a)
+    a_all = flat_a.expand(flat_lx.shape)
+    if bool(uni.all()):
+        idx_u, idx_r = None, None
+    else:
+        idx_u, idx_r = uni.nonzero().squeeze(1), (~uni).nonzero().squeeze(1)
+    block = UNIFORM_BLOCK if torch.get_num_threads() == 1 else UNIFORM_BLOCK_PARALLEL
+    for i in range(0, flat_lx.numel() if idx_u is None else idx_u.numel(), block):
+        j = slice(i, i + block)
+        if idx_u is None:
+            lx, ra = flat_lx[j], flat_a if shared else flat_a[j]
+            out[j] = gamma_dlogx_da_uniform(lx, ra, log_x.dtype)
+        else:
+            sel = idx_u[j]
+            ra = flat_a if shared else flat_a.index_select(0, sel)
+            out.index_copy_(0, sel, gamma_dlogx_da_uniform(flat_lx.index_select(0, sel), ra,
+                                                                log_x.dtype))
+    if idx_r is not None and idx_r.numel():
+        rest = _dlogx_da_exact(flat_lx.index_select(0, idx_r), a_all.index_select(0, idx_r), tol)
+        out.index_copy_(0, idx_r, rest)
+    return out.to(log_x.dtype).view(shape)
+
+
+def _dlogx_da_exact(log_x: torch.Tensor, a: torch.Tensor, tol: float) -> torch.Tensor:
+    """The series in blocks of ``BLOCK`` entries, then one integral pass for the rest
+    (flat tensors of one length)."""
     flat_lx, flat_a = log_x.reshape(-1), a.reshape(-1)
     out = torch.empty_like(flat_lx)
     rest = torch.empty(out.shape, dtype=torch.bool, device=out.device)
@@ -127,4 +199,4 @@ def gamma_dlogx_da(log_x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
             if mask.any():
                 value[mask] = _integral(torch.exp(lx[mask]), lx[mask], ra[mask], is_upper)
         out.index_copy_(0, idx, value.to(out.dtype))
-    return out.view(log_x.shape)
+    return out

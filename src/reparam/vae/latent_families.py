@@ -12,8 +12,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..distributions import Dirichlet, Gamma
+from ..noise import MonteCarlo, NoiseSource
 
 MIN_CONCENTRATION = 1e-3
+
+
+def _source(generator: torch.Generator | None, noise: NoiseSource | None) -> NoiseSource:
+    return noise if noise is not None else MonteCarlo(generator)
 
 
 class DirichletEncoder(nn.Module):
@@ -51,9 +56,10 @@ class DirichletPrior(nn.Module):
     def forward(self) -> Dirichlet:
         return Dirichlet(self.concentration, validate_args=False)
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        g = torch._standard_gamma(self.concentration.expand(n, -1), generator=generator)
-        return g / g.sum(-1, keepdim=True)
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               noise: NoiseSource | None = None) -> torch.Tensor:
+        """``n`` draws ``(n, K)`` from ``noise`` (default ``MonteCarlo(generator)``)."""
+        return self().sample((n,), noise=_source(generator, noise))
 
 
 class GammaPrior(nn.Module):
@@ -69,6 +75,7 @@ class GammaPrior(nn.Module):
         b = self.params[1].expand(self.latent_dim)
         return torch.distributions.Independent(Gamma(a, b, validate_args=False), 1)
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        a = self.params[0].expand(n, self.latent_dim)
-        return torch._standard_gamma(a, generator=generator) / self.params[1]
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               noise: NoiseSource | None = None) -> torch.Tensor:
+        """``n`` draws ``(n, K)`` from ``noise`` (default ``MonteCarlo(generator)``)."""
+        return self().base_dist.sample((n,), noise=_source(generator, noise))
