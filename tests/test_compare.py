@@ -63,7 +63,7 @@ def test_cli_writes_outputs(tmp_path):
                  "vae_training.png"):
         assert (out / name).stat().st_size > 0, name
     data = json.loads((out / "compare.json").read_text())
-    assert set(data) == {"survey", "vae"}
+    assert set(data) == {"survey", "vae", "discrete"}
     var = {r["estimator"]: r["variance"] for r in data["vae"]["variance"] if r["step"] == 30}
     assert var["score"] > 10 * var["pathwise"]      # REINFORCE is far noisier on the VAE
     md = (out / "compare.md").read_text()

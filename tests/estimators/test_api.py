@@ -24,7 +24,9 @@ from reparam.estimators import (
 )
 from reparam.noise import Antithetic
 
-GAUSSIAN_OK = [n for n in ESTIMATORS if not ESTIMATORS[n]().includes_log_q]  # E[f] estimators
+GAUSSIAN_OK = [n for n in ESTIMATORS if not ESTIMATORS[n]().includes_log_q  # E[f] estimators
+               and not getattr(get(n), "discrete_only", False)      # ARM, REBAR, Gumbel ...
+               and not getattr(get(n), "multi_sample", False)]      # VIMCO: value = bound
 
 
 def _vae_like(name, num_samples=4):

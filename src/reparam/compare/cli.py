@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+from .discrete import DiscreteStudyConfig, discrete_figure, discrete_markdown, run_discrete_study
 from .report import survey_figure, survey_markdown, vae_figures, vae_markdown
 from .survey import SurveyConfig, run_survey
 from .vae_study import VAEStudyConfig, run_vae_study
@@ -34,7 +35,15 @@ def _vae(args) -> tuple[dict, str]:
     return result, vae_markdown(result)
 
 
-STUDIES = {"survey": _survey, "vae": _vae}
+def _discrete(args) -> tuple[dict, str]:
+    cfg = DiscreteStudyConfig(replicas=min(args.replicas, 1000), repeats=args.repeats or 8,
+                              seed=args.seed, device=args.device)
+    result = run_discrete_study(cfg, progress=not args.quiet)
+    discrete_figure(result, args.out / "discrete.png")
+    return result, discrete_markdown(result)
+
+
+STUDIES = {"survey": _survey, "vae": _vae, "discrete": _discrete}
 
 
 def build_parser() -> argparse.ArgumentParser:

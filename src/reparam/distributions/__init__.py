@@ -9,6 +9,7 @@ from ._base import Reparameterized
 from ._builders import InverseCDF, LocationScale, StandardNoise
 from .beta import Beta
 from .dirichlet import Dirichlet
+from .discrete import Bernoulli, Categorical, OneHotCategorical  # noqa: F401 (no rsample)
 from .gamma import Gamma
 from .implicit import implicit_rsample
 from .inverse_cdf import Exponential, HalfNormal, Kumaraswamy, LogNormal, Pareto, Weibull

@@ -23,14 +23,18 @@ from collections.abc import Callable
 
 from ._base import Estimator
 from ._views import detach_params, parameters, rebuild
+from .arm import ARM, DisARM, DisARMIW
 from .auto import Auto
 from .baselines import EMA, Baseline, ControlVariate, Learned, LeaveOneOut
 from .dreg import DReG
 from .measure_valued import MeasureValued
 from .multi_sample import IWAE
 from .pathwise import Pathwise
+from .rebar import REBAR, RELAX
+from .relaxation import GumbelSoftmax, StraightThrough
 from .score_function import ScoreFunction
 from .stl import STL
+from .vimco import VIMCO
 
 ESTIMATORS: dict[str, Callable[[], Estimator]] = {
     "pathwise": Pathwise,
@@ -44,6 +48,16 @@ ESTIMATORS: dict[str, Callable[[], Estimator]] = {
     "dreg": DReG,
     "iwae": IWAE,
     "auto": Auto,
+    # discrete latents (Bernoulli / one-hot categorical; docs/estimators.md)
+    "rloo": lambda: ScoreFunction(LeaveOneOut()),
+    "vimco": VIMCO,
+    "arm": ARM,
+    "disarm": DisARM,
+    "disarm-iw": DisARMIW,
+    "rebar": REBAR,
+    "relax": RELAX,
+    "gumbel": GumbelSoftmax,
+    "straight-through": StraightThrough,
 }
 
 
@@ -59,4 +73,5 @@ __all__ = [
     "Estimator", "Pathwise", "ScoreFunction", "MeasureValued", "STL", "DReG", "IWAE", "Auto",
     "Baseline", "EMA", "LeaveOneOut", "Learned", "ControlVariate",
     "detach_params", "parameters", "rebuild", "ESTIMATORS", "get",
+    "VIMCO", "ARM", "DisARM", "DisARMIW", "REBAR", "RELAX", "GumbelSoftmax", "StraightThrough",
 ]
