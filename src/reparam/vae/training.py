@@ -25,6 +25,7 @@ from ..config import ELBO_PHASE, FIXED_ON_RESUME, TrainConfig, parse_duration
 from ..data import Dataset, load_dataset
 from ..estimators import ESTIMATORS, Estimator
 from ..noise import MonteCarlo
+from .discrete_latent import init_from_data
 from .evaluation import evaluate_elbo
 from .factory import MODEL_KEYS
 from .factory import build_model as factory_build_model
@@ -73,7 +74,7 @@ def objectives(config: TrainConfig, estimator: Estimator | None = None
     est = resolve_estimator(ELBO_PHASE[config.estimator]) if config.iwae_from is not None else given
 
     def elbo_fn(model, x, beta, noise):
-        return elbo(model, x, config.num_samples, beta, noise, estimator=est, kl=config.kl,
+        return elbo(model, x, config.samples(), beta, noise, estimator=est, kl=config.kl,
                     free_bits=config.free_bits)
 
     later = bound(given) if config.iwae_from is not None else None
@@ -173,7 +174,7 @@ def select_fused(config: TrainConfig, model: VAE) -> FusedELBOStep | None:
             raise ValueError(f"fused=True but the fused step cannot apply here: {why} (leave "
                              f"'fused' unset to use it only where it applies)")
         return None
-    return fused_step(model, num_samples=config.num_samples, **options)
+    return fused_step(model, num_samples=config.samples(), **options)
 
 
 def _warn_bf16(config: TrainConfig, device: torch.device) -> None:
@@ -225,6 +226,7 @@ def setup(config: TrainConfig, *, dataset: Dataset | None = None,
     if resume is not None:
         _restore(run, Path(resume))
     else:
+        init_from_data(model, train_x)  # binary latents: centred input, decoder bias at the mean
         run.progress.initial = evaluate_elbo(model, test_x, config.eval_samples,
                                              generator=run.eval_generator())
     run.best_state = {k: v.clone() for k, v in model.state_dict().items()}
