@@ -129,8 +129,11 @@ def test_sample_counts():
         TrainConfig(posterior="bernoulli", estimator="vimco", objective="iwae", k=1)
 
 
-def test_resume_of_a_binary_run_is_exact(tmp_path):
-    opts = dict(posterior="bernoulli", latent_dim=6, hidden=[16], estimator="disarm",
+@pytest.mark.parametrize("estimator", ["disarm", "rebar", "relax", "score-nvil"])
+def test_resume_of_a_binary_run_is_exact(estimator, tmp_path):
+    """Model, optimizer, noise and the estimator's learned state (REBAR's eta and temperature,
+    RELAX's network, NVIL's baseline, their optimizers) come back bit for bit."""
+    opts = dict(posterior="bernoulli", latent_dim=6, hidden=[16], estimator=estimator,
                 batch_size=128, eval_samples=2, tensorboard=False, progress=False)
     full = train(epochs=2, out=str(tmp_path / "full"), **opts)
     train(epochs=1, out=str(tmp_path / "part"), **opts)
