@@ -69,7 +69,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         if hint is bool or set(typing.get_args(hint)) == {bool, type(None)}:
             kwargs.update(action=argparse.BooleanOptionalAction)
         elif typing.get_origin(hint) is list:
-            kwargs.update(nargs="+", type=typing.get_args(hint)[0], metavar="N")
+            kwargs.update(nargs=f.metadata.get("nargs", "+"), type=typing.get_args(hint)[0],
+                          metavar="N")
         else:
             base = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
             kwargs.update(type=base, metavar=f.name.upper())
@@ -161,7 +162,8 @@ def _report_evaluation(args: argparse.Namespace, result: dict) -> None:
     else:
         print(f"test NLL {result['nll']:.2f} +- {result['nll_stderr']:.2f} nats (k={args.k}, "
               f"{result['num_examples']} examples), ELBO {result['elbo']:.2f}, "
-              f"KL {result['kl']:.2f}, active units {result['active_units']}/{result['latent_dim']}")
+              f"KL {result['kl']:.2f}, 100-sample bound {result['bound_100']:.2f}, "
+              f"active units {result['active_units']}/{result['latent_dim']}")
     sys.stdout.flush()  # the result is out before a failed write is reported
     try:
         runs.write_json(Path(args.run_dir) / "evaluation.json", result)

@@ -95,6 +95,52 @@ def _check_types(config: Any) -> None:
                              f"{type(value).__name__} {value!r}")
 
 
+# posteriors whose samples are discrete (no reparameterization)
+DISCRETE_POSTERIORS = ("bernoulli",)
+# estimators that differentiate through z = g(eps, theta): refused for discrete posteriors
+NEEDS_REPARAMETERIZATION = {
+    "pathwise": "differentiates through z = g(eps, theta)",
+    "stl": "is a pathwise estimator (sticking the landing)",
+    "iwae": "is the pathwise gradient of the IWAE bound",
+    "dreg": "is a pathwise estimator (doubly reparameterized)",
+    "measure-valued": "uses the Gaussian's weak derivatives",
+}
+DISCRETE_HINT = ("score, score-loo / rloo, vimco, arm, disarm, disarm-iw, rebar, relax, gumbel, "
+                 "straight-through")
+# the default samples per example of estimators that need more than one (pairs, leave-one-out)
+MIN_SAMPLES = {"score-loo": 2, "rloo": 2, "arm": 2, "disarm": 2}
+PAIRED = ("arm", "disarm")  # antithetic pairs: an even number of samples
+
+
+def _check_latent_estimator(config: Any, factory: Any) -> None:
+    """A discrete posterior needs an estimator that does not reparameterize, and a
+    discrete-only estimator (ARM, DisARM, REBAR, RELAX, the relaxations) a discrete posterior."""
+    name, posterior = config.estimator, config.posterior
+    discrete = posterior in DISCRETE_POSTERIORS
+    if discrete and name in NEEDS_REPARAMETERIZATION:
+        raise ValueError(f"config: estimator {name!r} {NEEDS_REPARAMETERIZATION[name]}, and "
+                         f"posterior {posterior!r} has discrete samples with no such path: "
+                         f"choose one of {DISCRETE_HINT}")
+    if not discrete and getattr(factory, "discrete_only", False):
+        raise ValueError(f"config: estimator {name!r} is for discrete latents (Bernoulli "
+                         f"logits) and posterior {posterior!r} is continuous: use posterior "
+                         f"'bernoulli', or a continuous estimator (pathwise, stl, score, ...)")
+
+
+def _check_samples(config: Any, multi: bool) -> None:
+    """Enough samples for the estimator: pairs for ARM / DisARM, two for leave-one-out and VIMCO."""
+    name, S = config.estimator, config.num_samples
+    if S is not None and S < MIN_SAMPLES.get(name, 1):
+        raise ValueError(f"config: estimator {name!r} needs num_samples >= "
+                         f"{MIN_SAMPLES[name]} (got {S}); leave it unset for the default")
+    if S is not None and name in PAIRED and S % 2:
+        raise ValueError(f"config: estimator {name!r} draws antithetic pairs: num_samples must "
+                         f"be even, got {S}")
+    if multi and name == "vimco" and config.k < 2:
+        raise ValueError(f"config: estimator 'vimco' needs k >= 2 samples (leave-one-out "
+                         f"signals), got k = {config.k}")
+
+
 @dataclass
 class TrainConfig:
     """Every setting of a training run (written to ``config.json``)."""
@@ -107,17 +153,21 @@ class TrainConfig:
     batch_size: int = _opt(64, "examples per gradient step")
     lr: float = _opt(1e-3, "Adam learning rate")
     latent_dim: int = _opt(8, "dimension L of the latent variable z")
-    hidden: list[int] = _opt([256, 256], "hidden layer widths of encoder (decoder mirrors)")
+    hidden: list[int] = _opt([256, 256], "hidden layer widths of encoder (decoder mirrors); none "
+                                         "(a bare --hidden) = one linear layer each way",
+                             nargs="*")
     activation: str = _opt("tanh", "hidden activation: relu, tanh, elu, gelu, softplus")
     encoder: str = _opt("mlp", "encoder/decoder networks: mlp, or conv (28x28 / 32x32 images)")
     gated: bool = _opt(False, "gated (GLU) hidden units in the MLPs")
     conv_channels: list[int] = _opt([32, 64], "channels of the two conv layers (encoder conv)")
-    posterior: str = _opt("gaussian", "q(z|x): gaussian, full-cov, planar, iaf, vmf, dirichlet, gamma")
+    posterior: str = _opt("gaussian", "q(z|x): gaussian, full-cov, planar, iaf, vmf, dirichlet, gamma, "
+                                      "bernoulli (binary latents: discrete estimators)")
     flow_length: int = _opt(4, "number of flow steps (planar / iaf posteriors)")
     flow_hidden: int = _opt(64, "hidden width of IAF's masked networks")
     flow_context: int = _opt(64, "size of the context vector the encoder passes to IAF")
     prior: str = _opt("auto", "p(z): standard, mog (mixture of Gaussians), vamp (VampPrior), sphere, "
-                              "dirichlet, gamma; auto = the posterior's natural prior")
+                              "dirichlet, gamma, bernoulli (learned logits); auto = the "
+                              "posterior's natural prior")
     prior_components: int = _opt(500, "mixture components / VampPrior pseudo-inputs")
     likelihood: str = _opt("bernoulli", "p(x|z): bernoulli, gaussian, gaussian-learned, "
                                         "continuous-bernoulli, discretized-logistic")
@@ -133,7 +183,9 @@ class TrainConfig:
                                       "iwae (= pathwise), dreg (iwae)")
     kl: str = _opt("auto", "KL term: auto (closed form when available), analytic, mc")
     free_bits: float = _opt(0.0, "free bits: per-dimension KL floor lambda in nats (0 = off)")
-    num_samples: int = _opt(1, "reparameterized samples of z per example in the training ELBO")
+    num_samples: int | None = _opt(None, "samples of z per example in the training ELBO; default "
+                                         "1, or 2 for estimators that need pairs or a leave-one-"
+                                         "out baseline (score-loo, rloo, arm, disarm)")
     beta: float = _opt(1.0, "weight of the KL term in the training loss (beta-VAE)")
     eval_samples: int = _opt(16, "samples of z per example when evaluating the ELBO")
     lr_schedule: str = _opt("constant", "constant, or cosine decay to 0 over the run (epochs or time limit)")
@@ -163,7 +215,8 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad setting: its type, then its range."""
         _check_types(self)
-        positive_ints = ("epochs", "batch_size", "latent_dim", "num_samples", "eval_samples")
+        positive_ints = ("epochs", "batch_size", "latent_dim", "eval_samples",
+                         *(("num_samples",) if self.num_samples is not None else ()))
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -183,7 +236,7 @@ class TrainConfig:
             raise ValueError("config: 'fused' and 'compile' exclude each other: the fused step "
                              "has no autograd graph for torch.compile (leave 'fused' unset or "
                              "pass --no-fused to compile)")
-        if not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden):
+        if any(not isinstance(h, int) or h < 1 for h in self.hidden):
             raise ValueError(f"config: 'hidden' must be positive integers, got {self.hidden!r}")
         if self.k < 1:
             raise ValueError(f"config: 'k' must be a positive integer, got {self.k!r}")
@@ -238,6 +291,13 @@ class TrainConfig:
         if self.objective == "elbo" and multi and self.iwae_from is None:
             raise ValueError(f"config: estimator {self.estimator!r} is a multi-sample estimator "
                              f"of the IWAE bound: use objective 'iwae' (or 'iwae_from')")
+        _check_latent_estimator(self, ESTIMATORS[self.estimator])
+        _check_samples(self, multi)
+
+    def samples(self) -> int:
+        """Samples of z per example in the training ELBO: ``num_samples``, or the estimator's
+        default (:data:`MIN_SAMPLES`, else 1)."""
+        return self.num_samples or MIN_SAMPLES.get(self.estimator, 1)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

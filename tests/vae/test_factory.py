@@ -63,7 +63,8 @@ def test_defaults_match_the_plain_vae():
 
 @pytest.mark.parametrize("spec, message", [
     ({"prior": "flat"},
-     r"unknown prior 'flat'; choose one of \['dirichlet', 'gamma', 'mog', 'sphere', 'standard', 'vamp'\]"),
+     r"unknown prior 'flat'; choose one of \['bernoulli', 'dirichlet', 'gamma', 'mog', 'sphere', "
+     r"'standard', 'vamp'\]"),
     ({"posterior": "vmf", "prior": "standard"}, "lives on the sphere"),
     ({"prior": "sphere"}, "lives on the sphere"),
     ({"posterior": "nf"}, "unknown posterior 'nf'; choose one of"),
@@ -73,7 +74,8 @@ def test_defaults_match_the_plain_vae():
     ({"activation": "swish"}, "unknown activation 'swish'"),
     ({"latent": 3}, r"unknown option\(s\) \['latent'\]"),
     ({"latent_dim": 0}, "'latent_dim' must be a positive integer"),
-    ({"hidden": []}, "'hidden' must be positive integers"),
+    ({"hidden": [0]}, "'hidden' must be positive integers"),
+    ({"hidden": [], "encoder": "conv"}, r"'hidden' = \[\] \(linear networks\)"),
     ({"encoder": "conv"}, "needs image_shape"),
     ({"stochastic_layers": 2, "posterior": "iaf"}, "supports posterior 'gaussian' only"),
     ({"prior": "vamp", "posterior": "planar"}, "needs a posterior with a density"),

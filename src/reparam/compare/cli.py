@@ -40,7 +40,22 @@ def _discrete(args) -> tuple[dict, str]:
                               seed=args.seed, device=args.device)
     result = run_discrete_study(cfg, progress=not args.quiet)
     discrete_figure(result, args.out / "discrete.png")
-    return result, discrete_markdown(result)
+    text = discrete_markdown(result)
+    if args.model_checkpoints:  # the same estimators at a binary-latent VAE
+        from .discrete_model import (
+            DiscreteModelConfig,
+            discrete_model_figure,
+            discrete_model_markdown,
+            run_discrete_model_study,
+        )
+
+        mcfg = DiscreteModelConfig(data=args.data, data_dir=args.data_dir, seed=args.seed,
+                                   device=args.device, repeats=args.repeats or 50,
+                                   checkpoints=tuple(args.model_checkpoints))
+        result["model"] = run_discrete_model_study(mcfg)
+        discrete_model_figure(result["model"], args.out / "discrete_model.png")
+        text += "\n" + discrete_model_markdown(result["model"])
+    return result, text
 
 
 STUDIES = {"survey": _survey, "vae": _vae, "discrete": _discrete}
@@ -65,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid-points", type=int, default=None, help="survey: k values per cost")
     p.add_argument("--eval-every", type=int, default=None, help="VAE: steps between test evals")
     p.add_argument("--estimators", nargs="+", default=None, help="VAE: estimator names")
+    p.add_argument("--model-checkpoints", type=int, nargs="+", default=None, metavar="EPOCH",
+                   help="discrete: also at a binary-latent VAE trained with DisARM, read after "
+                        "these epochs (0 = initialised), e.g. 0 1 3")
     p.add_argument("--quiet", action="store_true", help="no progress bars, no tables on stdout")
     return p
 

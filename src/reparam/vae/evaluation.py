@@ -20,11 +20,19 @@ from tqdm.auto import tqdm
 from ..distributions import Normal
 from ..noise import MonteCarlo, NoiseSource
 from ..parallel import gather_rows, is_main, seed_for, split_blocks
+from .discrete_latent import is_discrete
 from .objectives import elbo, log_weights, sample_posterior
 from .priors import StandardNormalPrior
 from .two_layer import HierarchicalPosterior
 
 STREAM_IS, STREAM_ELBO = 1, 2  # block-noise streams of the importance samples and the ELBO
+BOUND_K = 100  # evaluate()'s "bound_100": the 100-sample importance weighted bound
+
+
+def value_estimator(model) -> str:
+    """The estimator whose value the evaluation ELBO takes (no gradients are formed):
+    pathwise, or for discrete latents the plain Monte Carlo mean (``score``)."""
+    return "score" if is_discrete(model) else "pathwise"
 
 
 def log_importance_weights(model, x: torch.Tensor, num_samples: int,
@@ -194,7 +202,8 @@ def evaluate_elbo(model, x: torch.Tensor, num_samples: int = 16, batch_size: int
     totals = {"elbo": 0.0, "recon": 0.0, "kl": 0.0}
     for start in range(0, x.shape[0], batch_size):
         xb = x[start:start + batch_size].to(device)
-        out = elbo(model, xb, num_samples=num_samples, noise=noise)
+        out = elbo(model, xb, num_samples=num_samples, noise=noise,
+                   estimator=value_estimator(model))
         for key in totals:
             totals[key] += float(getattr(out, key)) * xb.shape[0]
     model.train(was_training)
@@ -228,7 +237,8 @@ def elbo_block_sums(model, x: torch.Tensor, num_samples: int = 16, batch_size: i
     for i, start in enumerate(range(0, x.shape[0], batch_size)):
         xb = x[start:start + batch_size].to(device)
         noise = block_noise(seed, (first_index + start) // batch_size, STREAM_ELBO, device)
-        out = elbo(model, xb, num_samples=num_samples, noise=noise)
+        out = elbo(model, xb, num_samples=num_samples, noise=noise,
+                   estimator=value_estimator(model))
         sums[i] = torch.stack([out.elbo, out.recon, out.kl]).double().cpu() * xb.shape[0]
     model.train(was_training)
     return sums
@@ -237,19 +247,28 @@ def elbo_block_sums(model, x: torch.Tensor, num_samples: int = 16, batch_size: i
 def evaluate(model, x: torch.Tensor, k: int = 5000, batch_size: int = 100, seed: int = 0,
              elbo_samples: int = 16, progress: bool = False,
              refine_steps: int = 0) -> dict[str, Any]:
-    """Everything ``reparam evaluate`` reports, in nats (NLL = -log p(x), positive).
+    """Everything ``reparam evaluate`` reports, in nats (NLL = -log p(x), positive):
+    ``nll`` (importance sampling, ``k`` samples of the encoder's posterior), ``bound_100``
+    (the mean 100-sample bound ``log (1/100) sum_i w_i``, a lower bound of ``log p(x)``, without
+    refinement), the ELBO and its parts, active units.
 
     Under ``torchrun`` (an initialized process group) each rank evaluates its own whole
     blocks of ``batch_size`` rows (:func:`reparam.parallel.split_blocks`; only those rows of
     ``x`` are read) and the per-example values are gathered exactly: every example's noise
     is keyed by ``(seed, its block)``, so the result is the single-process one, on every rank.
     """
+    if refine_steps and is_discrete(model):
+        raise ValueError(f"refine_steps={refine_steps}: refining the proposal follows gradients "
+                         f"through z, and this model's latents are discrete (posterior "
+                         f"{type(model.encoder).__name__}); evaluate with refine_steps=0")
     n = x.shape[0]
     part = split_blocks(n, batch_size)
     mine = x.narrow(0, part.start, part.size)
     ll = log_likelihood(model, mine, k=k, batch_size=batch_size, progress=progress and is_main(),
                         seed=seed, first_index=part.start, refine_steps=refine_steps)
     nll = -gather_rows(ll, part.start, n)
+    bound = gather_rows(log_likelihood(model, mine, k=BOUND_K, batch_size=batch_size, seed=seed,
+                                       first_index=part.start), part.start, n)
     blocks = elbo_block_sums(model, mine, elbo_samples, batch_size, seed, part.start)
     elbo_, recon, kl = (gather_rows(blocks, part.start // batch_size, -(-n // batch_size)).sum(0)
                         / n).tolist()
@@ -257,6 +276,7 @@ def evaluate(model, x: torch.Tensor, k: int = 5000, batch_size: int = 100, seed:
     return {
         "nll": float(nll.mean()), "nll_stderr": float(nll.std() / math.sqrt(n)),
         "k": k, "refine_steps": refine_steps, "num_examples": int(n), "elbo": elbo_,
-        "recon": recon, "kl": kl, "active_units": active_units(means),
+        "recon": recon, "kl": kl, "bound_100": float(bound.mean()),
+        "active_units": active_units(means),
         "latent_dim": int(model.latent_dim), "units": "nats per example",
     }

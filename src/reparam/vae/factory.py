@@ -4,11 +4,14 @@ Options (defaults in :data:`DEFAULTS`, from :class:`reparam.config.TrainConfig`)
 (mlp | conv), ``hidden`` (widths; the
 decoder mirrors them; conv nets use ``hidden[-1]`` for their dense layer), ``activation``,
 ``gated`` (gated MLP units), ``conv_channels``, ``posterior`` (gaussian | full-cov | planar |
-iaf | vmf), ``flow_length``, ``flow_hidden`` (IAF MADE width), ``flow_context`` (context size from
-the encoder), ``prior`` (standard | mog | vamp | sphere), ``prior_components``, ``likelihood``
+iaf | vmf | dirichlet | gamma | bernoulli: binary latents), ``flow_length``, ``flow_hidden``
+(IAF MADE width), ``flow_context`` (context size from the encoder), ``prior`` (standard | mog |
+vamp | sphere | dirichlet | gamma | bernoulli: learned logits), ``prior_components``,
+``likelihood``
 (bernoulli | gaussian | gaussian-learned | continuous-bernoulli | discretized-logistic),
 ``stochastic_layers`` (1 | 2), ``latent_dim`` (z, or z1 with two layers), ``latent_dim2``
-(z2; ``None`` = ``latent_dim``).
+(z2; ``None`` = ``latent_dim``). ``hidden = []`` (MLP, one stochastic layer): one linear layer
+each way (the "linear" sigmoid belief network of REBAR / RELAX / DisARM).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from torch import nn
 
 from ..config import TrainConfig
 from .conv import ConvDecoder, ConvEncoder
+from .discrete_latent import BernoulliEncoder, BernoulliPrior
 from .encoders import FlowEncoder, FullCovEncoder, GaussianEncoder, VMFEncoder
 from .flows import FLOWS
 from .latent_families import DirichletEncoder, DirichletPrior, GammaEncoder, GammaPrior
@@ -79,6 +83,7 @@ POSTERIORS: dict[str, Callable[..., nn.Module]] = {
     "gaussian": _gaussian, "full-cov": _full_cov, "planar": _flow, "iaf": _flow, "vmf": _vmf,
     "dirichlet": lambda s, L, net_in: DirichletEncoder(net_in(L)),
     "gamma": lambda s, L, net_in: GammaEncoder(net_in(2 * L)),
+    "bernoulli": lambda s, L, net_in: BernoulliEncoder(net_in(L), s["data_dim"]),
 }
 
 PRIORS: dict[str, Callable[..., nn.Module]] = {
@@ -88,9 +93,12 @@ PRIORS: dict[str, Callable[..., nn.Module]] = {
     "sphere": lambda s, L, encode, D: SphericalUniformPrior(L),
     "dirichlet": lambda s, L, encode, D: DirichletPrior(L),
     "gamma": lambda s, L, encode, D: GammaPrior(L),
+    "bernoulli": lambda s, L, encode, D: BernoulliPrior(L),
 }
 # the natural prior of each posterior family, for prior="auto"
-AUTO_PRIOR = {"vmf": "sphere", "dirichlet": "dirichlet", "gamma": "gamma"}
+AUTO_PRIOR = {"vmf": "sphere", "dirichlet": "dirichlet", "gamma": "gamma", "bernoulli": "bernoulli"}
+# families whose support differs from R^L: posterior and prior must be the same family
+SAME_SUPPORT = ("dirichlet", "gamma", "bernoulli")
 
 
 def _validate(spec: dict[str, Any], data_dim: int, image_shape) -> dict[str, Any]:
@@ -104,7 +112,7 @@ def _validate(spec: dict[str, Any], data_dim: int, image_shape) -> dict[str, Any
     if s["prior"] == "auto":
         s["prior"] = AUTO_PRIOR.get(s["posterior"], "standard")
     _choose("prior", PRIORS, s["prior"])
-    for family in ("dirichlet", "gamma"):  # the support of q must match that of p
+    for family in SAME_SUPPORT:  # the support of q must match that of p
         if (s["posterior"] == family) != (s["prior"] == family):
             raise ValueError(f"model spec: posterior {family!r} (support of z) needs prior "
                              f"{family!r} and vice versa; got posterior {s['posterior']!r}, "
@@ -118,8 +126,11 @@ def _validate(spec: dict[str, Any], data_dim: int, image_shape) -> dict[str, Any
                 "prior_components"):
         if not isinstance(s[key], int) or s[key] < 1:
             raise ValueError(f"model spec: {key!r} must be a positive integer, got {s[key]!r}")
-    if not s["hidden"] or any(not isinstance(h, int) or h < 1 for h in s["hidden"]):
+    if any(not isinstance(h, int) or h < 1 for h in s["hidden"]):
         raise ValueError(f"model spec: 'hidden' must be positive integers, got {s['hidden']!r}")
+    if not s["hidden"] and (s["encoder"] == "conv" or s["stochastic_layers"] == 2):
+        raise ValueError("model spec: 'hidden' = [] (linear networks) needs encoder 'mlp' with "
+                         "one stochastic layer (conv and two-layer models need a hidden width)")
     if s["encoder"] == "conv":
         shape: Sequence[int] = image_shape or ()
         if len(shape) != 3 or shape[0] * shape[1] * shape[2] != data_dim:
@@ -141,7 +152,7 @@ def build_model(spec: dict[str, Any], data_dim: int, image_shape=None) -> VAE:
     """A :class:`VAE` from ``spec`` (options and defaults: :data:`DEFAULTS`)."""
     s = _validate(dict(spec), int(data_dim), image_shape)
     likelihood = LIKELIHOODS[s["likelihood"]]()
-    L = s["latent_dim"]
+    L, s["data_dim"] = s["latent_dim"], int(data_dim)
     if s["stochastic_layers"] == 2:
         return _two_layer(s, data_dim, image_shape, likelihood)
     encoder = POSTERIORS[s["posterior"]](s, L, lambda out: _net_in(s, data_dim, image_shape, out))

@@ -101,6 +101,7 @@ class Run:
     writer: Any = None
     progress: Progress = field(default_factory=Progress)
     best_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    estimator: Any = None  # the run's estimator instance (its learned state is checkpointed)
 
     @property
     def steps_per_epoch(self) -> int:

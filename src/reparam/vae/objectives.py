@@ -31,6 +31,7 @@ from torch.distributions import Distribution, kl_divergence
 
 from ..distributions import Normal, kl_normal_standard
 from ..estimators import IWAE, Estimator, Pathwise, get
+from ..estimators._discrete import sample as draw_discrete
 from ..estimators.stl import log_prob_detached
 from ..noise import NoiseSource
 from .priors import StandardNormalPrior
@@ -121,9 +122,13 @@ def as_family(q):
 
 
 def sample_posterior(q, num_samples: int, noise: NoiseSource | None = None):
-    """``(z, log q(z|x))`` with ``z`` (S, B, L) reparameterized and ``log q`` (S, B)."""
+    """``(z, log q(z|x))`` with ``z`` (S, B, L) reparameterized (detached draws from the noise
+    source for a family without ``rsample``, e.g. binary latents) and ``log q`` (S, B)."""
     if hasattr(q, "rsample_with_log_prob"):
         return q.rsample_with_log_prob((num_samples,), noise=noise)
+    if not getattr(q, "has_rsample", True):
+        z = draw_discrete(q, num_samples, noise)
+        return z, _sum_to(q.log_prob(z), z.dim() - 1)
     z = q.rsample((num_samples,), noise=noise)
     return z, _sum_to(q.log_prob(z), z.dim() - 1)
 

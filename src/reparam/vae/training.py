@@ -25,6 +25,8 @@ from ..config import ELBO_PHASE, FIXED_ON_RESUME, TrainConfig, parse_duration
 from ..data import Dataset, load_dataset
 from ..estimators import ESTIMATORS, Estimator
 from ..noise import MonteCarlo
+from .discrete_latent import init_from_data
+from .estimator_state import estimator_tensors, load_estimator_tensors
 from .evaluation import evaluate_elbo
 from .factory import MODEL_KEYS
 from .factory import build_model as factory_build_model
@@ -34,6 +36,7 @@ from .model import VAE
 from .objectives import elbo, iwae, resolve_estimator
 from .optim import AdamStep, adam
 
+EST = "estimator."  # checkpoint keys of the estimator's learned state
 __all__ = ["train", "setup", "step", "train_epoch", "end_epoch", "checkpoint", "finish",
            "resolve_config", "Run", "StepState", "Progress", "TrainResult", "schedules",
            "load_run", "write_figures", "build_model", "objectives"]
@@ -73,7 +76,7 @@ def objectives(config: TrainConfig, estimator: Estimator | None = None
     est = resolve_estimator(ELBO_PHASE[config.estimator]) if config.iwae_from is not None else given
 
     def elbo_fn(model, x, beta, noise):
-        return elbo(model, x, config.num_samples, beta, noise, estimator=est, kl=config.kl,
+        return elbo(model, x, config.samples(), beta, noise, estimator=est, kl=config.kl,
                     free_bits=config.free_bits)
 
     later = bound(given) if config.iwae_from is not None else None
@@ -173,7 +176,7 @@ def select_fused(config: TrainConfig, model: VAE) -> FusedELBOStep | None:
             raise ValueError(f"fused=True but the fused step cannot apply here: {why} (leave "
                              f"'fused' unset to use it only where it applies)")
         return None
-    return fused_step(model, num_samples=config.num_samples, **options)
+    return fused_step(model, num_samples=config.samples(), **options)
 
 
 def _warn_bf16(config: TrainConfig, device: torch.device) -> None:
@@ -212,6 +215,7 @@ def setup(config: TrainConfig, *, dataset: Dataset | None = None,
     torch.manual_seed(config.seed)
     data = dataset if dataset is not None else load_data(config)
     model = build_model(config, data.dim, data.image_shape).to(device)
+    estimator = estimator or resolve_estimator(config.estimator)  # one instance for the run
     elbo_fn, iwae_fn = objectives(config, estimator)
     optimizer = adam(model.parameters(), lr=config.lr)
     state = StepState(optimizer, AdamStep(optimizer), elbo_fn,  # AdamStep: optimizer.step() lean
@@ -222,9 +226,11 @@ def setup(config: TrainConfig, *, dataset: Dataset | None = None,
               test_x, torch.Generator().manual_seed(config.seed), noise_gen, MonteCarlo(noise_gen),
               time_limit)
     _probe(config, model, train_x)
+    run.estimator = estimator
     if resume is not None:
         _restore(run, Path(resume))
     else:
+        init_from_data(model, train_x)  # binary latents: centred input, decoder bias at the mean
         run.progress.initial = evaluate_elbo(model, test_x, config.eval_samples,
                                              generator=run.eval_generator())
     run.best_state = {k: v.clone() for k, v in model.state_dict().items()}
@@ -246,8 +252,21 @@ def _restore(run: Run, run_dir: Path) -> None:
         epoch=saved["epoch"], elapsed=saved["elapsed"], initial=saved["initial"],
         best=saved.get("best", -math.inf), iwae_epoch=saved.get("iwae_epoch", 0),
         history=runs.read_history(run_dir / "history.csv"))
+    learned = {k[len(EST):]: v for k, v in extra.items() if k.startswith(EST)}
+    if learned:
+        _materialize(run)
+        load_estimator_tensors(run.estimator, learned)
     run.shuffle_gen.set_state(extra["shuffle_gen"])
     run.noise_gen.set_state(extra["noise_gen"].to(run.noise_gen.get_state().device))
+
+
+def _materialize(run: Run) -> None:
+    """One throwaway call (own noise) builds the estimator's lazily made parts (networks,
+    optimizers) so that the checkpoint's values can be loaded into them."""
+    noise = MonteCarlo(torch.Generator(run.device).manual_seed(0))
+    fn = run.iwae_objective or run.elbo_objective  # the one that holds the run's estimator
+    fn(run.model, run.train_x[:2], 1.0, noise)
+    run.model.zero_grad(set_to_none=True)
 
 
 def _open_run_dir(config: TrainConfig, resume: str | Path | None) -> tuple[Path, TrainConfig]:
@@ -300,7 +319,8 @@ def checkpoint(run: Run) -> None:
         {"epoch": p.epoch, "elapsed": p.elapsed, "initial": p.initial, "best": p.best,
          "iwae_epoch": p.iwae_epoch},
         extra={"shuffle_gen": run.shuffle_gen.get_state(),
-               "noise_gen": run.noise_gen.get_state().cpu()})
+               "noise_gen": run.noise_gen.get_state().cpu(),
+               **{EST + k: v for k, v in estimator_tensors(run.estimator).items()}})
     runs.write_history(run.run_dir / "history.csv", p.history)
 
 
