@@ -123,6 +123,16 @@ def test_resume_with_another_world_size_continues_the_trajectory(runs_1_2):
     assert len(runs.read_history(two / "history.csv")) == 4
 
 
+@pytest.mark.slow
+def test_resume_one_process_run_with_two(runs_1_2, tmp_path):
+    out = tmp_path / "run"
+    _wait(_start(_cmd(1, "--epochs", "1", "--out", str(out))))
+    _wait(_start(_cmd(2, "--resume", str(out), "--epochs", "2")))
+    steps, reference = _steps(out), _steps(runs_1_2["one"])[:2 * STEPS_PER_EPOCH]
+    assert np.array_equal(steps[:, 0], reference[:, 0])
+    assert (np.abs(steps[:, 1:] - reference[:, 1:]) / np.abs(reference[:, 1:])).max() < 1e-5
+
+
 def _worker_pids(launcher: int) -> dict[int, int]:
     """``{rank: pid}`` of the workers torchrun ``launcher`` started (read from /proc)."""
     found = {}
