@@ -92,11 +92,11 @@ def launch_train(nproc: int, args: argparse.Namespace, out: Path) -> dict[str, f
             "elbo": m["test_elbo"]}
 
 
-def table(title: str, rows: dict[int, dict[str, float]], key: str) -> None:
+def table(title: str, rows: dict[int, dict[str, float]], key: str, label: str) -> None:
     print(title)
     first = min(rows)
     rate0 = rows[first]["n"] / rows[first]["seconds"] / first
-    print(f"{'processes':>9}{'examples/s':>12}{'speed-up':>10}{'efficiency':>12}{key:>12}")
+    print(f"{'processes':>9}{'examples/s':>12}{'speed-up':>10}{'efficiency':>12}{label:>12}")
     for n, r in rows.items():
         rate = r["n"] / r["seconds"]
         print(f"{n:>9}{rate:>12.1f}{rate / (rate0 * first):>10.2f}"
@@ -133,8 +133,8 @@ def main() -> None:
         trained = {n: launch_train(n, args, Path(tmp) / f"train{n}") for n in args.procs}
     print(f"device {args.device}, {args.threads} thread(s) per process; torch {torch.__version__}")
     table(f"data-parallel training, {args.train_epochs} epochs of the digits, global batch "
-          f"{args.train_batch}", trained, "test ELBO")
-    table(f"sharded IS evaluation, k={args.k}, {rows[args.procs[0]]['n']} examples", rows, "NLL")
+          f"{args.train_batch}", trained, "elbo", "test ELBO")
+    table(f"sharded IS evaluation, k={args.k}, {rows[args.procs[0]]['n']} examples", rows, "nll", "NLL")
     if len({r["nll"] for r in rows.values()}) != 1:
         raise SystemExit("the NLL differs between process counts")
     elbos = [r["elbo"] for r in trained.values()]
