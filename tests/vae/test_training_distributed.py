@@ -133,6 +133,20 @@ def test_resume_one_process_run_with_two(runs_1_2, tmp_path):
     assert (np.abs(steps[:, 1:] - reference[:, 1:]) / np.abs(reference[:, 1:])).max() < 1e-5
 
 
+@pytest.mark.slow
+def test_the_autograd_path_matches_too(tmp_path):
+    """IWAE has no fused step: autograd gradients through the same weighted all-reduce."""
+    outs = [tmp_path / f"run{n}" for n in (1, 2)]
+    procs = [_start(_cmd(n, "--epochs", "1", "--objective", "iwae", "--k", "3", "--out", str(o)))
+             for n, o in zip((1, 2), outs, strict=True)]
+    for p in procs:
+        _wait(p)
+    assert not runs.read_json(outs[0] / "metrics.json")["fused_step"]
+    a, b = _steps(outs[0]), _steps(outs[1])
+    assert (np.abs(a[:, 1:] - b[:, 1:]) / np.abs(a[:, 1:])).max() < 1e-5
+    assert _max_weight_diff(outs[0], outs[1]) < WEIGHT_ATOL
+
+
 def _worker_pids(launcher: int) -> dict[int, int]:
     """``{rank: pid}`` of the workers torchrun ``launcher`` started (read from /proc)."""
     found = {}
