@@ -85,7 +85,7 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from . import runs
+    from . import parallel, runs
     from .vae.training import train
 
     if args.resume and args.overwrite:
@@ -97,6 +97,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                          f"--epochs to extend it")
     config = None if args.resume else _config_from_args(args)  # validated before any write
     out = args.resume or config.out
+    if parallel.launched():  # torchrun: data-parallel training, rank 0 writes
+        return _train_distributed(args, config)
     with runs.open_run_dir(out, resume=bool(args.resume), overwrite=args.overwrite) as run:
         if args.resume:
             names = {f.name for f in fields(TrainConfig)}
@@ -104,6 +106,22 @@ def cmd_train(args: argparse.Namespace) -> int:
             result = train(resume=args.resume, progress=not args.quiet, **overrides)
         else:
             result = train(config.replace(out=str(run.path)), progress=not args.quiet)
+    return _report_training(args, result)
+
+
+def _train_distributed(args: argparse.Namespace, config) -> int:
+    from .vae import distributed
+
+    names = {f.name for f in fields(TrainConfig)}
+    overrides = {k: v for k, v in vars(args).items() if k in names} if args.resume else {}
+    result, status = distributed.train(config, resume=args.resume, overwrite=args.overwrite,
+                                       progress=not args.quiet, **overrides)
+    return _report_training(args, result) if result is not None and status == 0 else status
+
+
+def _report_training(args: argparse.Namespace, result) -> int:
+    from . import runs
+
     m = result.metrics
     print(f"run directory: {result.run_dir}")
     print(f"test ELBO {m['test_elbo']:.3f} nats (untrained {m['initial_test_elbo']:.3f}), "
