@@ -298,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"reparam {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C outside the training loop (which checkpoints first)
+        print(f"reparam {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 # Expected failures: bad values and named errors (ValueError, incl. reparam.errors), and I/O.

@@ -13,7 +13,8 @@ import random
 
 import pytest
 import torch
-from reliability_harness import call_main, named_error, run_cli
+from reliability_harness import call_main, named_error
+from reliability_harness import run_cli as _run_cli
 
 from reparam import runs
 
@@ -22,6 +23,10 @@ RUN = ["--epochs", "3", "--hidden", "16", "--latent-dim", "2", "--batch-size", "
        "--eval-samples", "2", "--patience", "2", "--quiet"]
 STEPS = 18
 EXIT = {"SIGKILL": -9, "SIGTERM": 143, "SIGINT": 130}
+
+
+def run_cli(*args, **kw):
+    return _run_cli(*args, timeout=600, **kw)  # a loaded 2-core machine can be slow
 
 
 @pytest.fixture(scope="module")
