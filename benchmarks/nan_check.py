@@ -17,7 +17,7 @@ import torch
 
 from reparam.config import TrainConfig
 from reparam.noise import MonteCarlo
-from reparam.vae.loop import StepState, step
+from reparam.vae.loop import StepState, all_finite, step
 from reparam.vae.optim import AdamStep, adam
 from reparam.vae.training import build_model, objectives, select_fused
 
@@ -39,6 +39,13 @@ def time_steps(model, state, x, noise, steps: int) -> float:
     return (time.perf_counter() - start) / steps * 1e6
 
 
+def time_check(out, state, steps: int) -> float:
+    start = time.perf_counter()
+    for _ in range(steps):
+        all_finite(out.loss, state.optimizer)
+    return (time.perf_counter() - start) / steps * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dim", type=int, default=784)
@@ -48,19 +55,23 @@ def main() -> None:
     args = parser.parse_args()
     x = (torch.rand(args.batch, args.dim, generator=torch.Generator().manual_seed(0)) > 0.5).float()
     print(f"| step | without check (us) | with check (us) | ratio | torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, batch {args.batch}, dim {args.dim} |")
-    print("|---|---:|---:|---:|")
+          f"{torch.get_num_threads()} threads, batch {args.batch}, dim {args.dim} | "
+          f"the check alone (us) |")
+    print("|---|---:|---:|---:|---:|")
     for fused in (True, False):
         model, state = make(args.dim, fused)
         noise = MonteCarlo(torch.Generator().manual_seed(1))
         times: dict[bool, list[float]] = {True: [], False: []}
         time_steps(model, state, x, noise, 20)  # warm up
+        out, alone = step(model, x, noise, state), []
         for _ in range(args.rounds):
             for check in (False, True):
                 state.check_finite = check
                 times[check].append(time_steps(model, state, x, noise, args.steps))
+            alone.append(time_check(out, state, args.steps))
         off, on = statistics.median(times[False]), statistics.median(times[True])
-        print(f"| {'fused' if fused else 'autograd'} | {off:.0f} | {on:.0f} | {on / off:.3f} |")
+        print(f"| {'fused' if fused else 'autograd'} | {off:.0f} | {on:.0f} | {on / off:.3f} | "
+              f"{statistics.median(alone):.0f} |")
 
 
 if __name__ == "__main__":
