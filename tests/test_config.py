@@ -1,9 +1,13 @@
-"""TrainConfig: types, names, ranges and combinations refused with the key named."""
+"""TrainConfig: types, names, ranges and combinations refused with the key named; any
+input (hypothesis) gives a config or a ValueError naming the key, nothing else."""
 
 import json
 import math
+from dataclasses import fields as _fields
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from reparam.config import FIXED_ON_RESUME, TrainConfig
 from reparam.vae.factory import DEFAULTS
@@ -94,3 +98,54 @@ def test_round_trip_through_json(tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config.to_dict()))
     assert TrainConfig.load(path) == config
+
+
+# ---------------------------------------------------------------- property-based
+
+KEYS = [f.name for f in _fields(TrainConfig)]
+VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 300), st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["", "auto", "cpu", "cuda:x", "90s", "2h", "-1m", "tanh", "relu", "iaf",
+                     "iwae", "dreg", "mc", "cosine", "train+valid", "rollback", "stop", "dynamic",
+                     "nope"]),
+    st.text(max_size=6), st.lists(st.integers(-2, 64), max_size=3),
+    st.lists(st.floats(0, 4), min_size=1, max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=1),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(KEYS), VALUES, min_size=1, max_size=3))
+def test_any_settings_give_a_config_or_a_value_error_naming_a_key(values):
+    try:
+        config = TrainConfig.from_dict(values)
+    except ValueError as err:
+        assert any(key in str(err) for key in values), (values, str(err))
+        assert str(err).startswith("config: "), str(err)
+        return
+    for key, value in values.items():  # accepted: kept as given, and round-trips
+        assert getattr(config, key) == (list(value) if isinstance(value, tuple) else value) \
+            or (isinstance(value, float) and math.isnan(value))
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=8).filter(lambda k: k not in KEYS),
+                       st.integers(), min_size=1, max_size=2))
+def test_unknown_settings_are_named(values):
+    with pytest.raises(ValueError, match="unknown setting") as info:
+        TrainConfig.from_dict(values)
+    assert all(repr(k) in str(info.value) for k in values)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=4),
+                    lambda inner: st.lists(inner, max_size=2)
+                    | st.dictionaries(st.sampled_from(KEYS[:8]), inner, max_size=2), max_leaves=4))
+def test_config_files_of_any_json_give_a_config_or_name_the_file(tmp_path, document):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(document))
+    try:
+        TrainConfig.load(path)
+    except ValueError as err:
+        assert str(path) in str(err), str(err)

@@ -16,7 +16,7 @@ import torch
 
 from . import __version__
 from .config import TrainConfig
-from .errors import BadArgumentError, IncompatibleRunError, WriteError
+from .errors import BadArgumentError, WriteError
 
 
 class Parser(argparse.ArgumentParser):
@@ -86,7 +86,7 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from . import parallel, runs
-    from .vae.training import train
+    from .vae.training import Interrupted, train
 
     if args.resume and args.overwrite:
         raise BadArgumentError("--resume and --overwrite contradict each other",
@@ -99,13 +99,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = args.resume or config.out
     if parallel.launched():  # torchrun: data-parallel training, rank 0 writes
         return _train_distributed(args, config)
-    with runs.open_run_dir(out, resume=bool(args.resume), overwrite=args.overwrite) as run:
-        if args.resume:
-            names = {f.name for f in fields(TrainConfig)}
-            overrides = {k: v for k, v in vars(args).items() if k in names}
-            result = train(resume=args.resume, progress=not args.quiet, **overrides)
-        else:
-            result = train(config.replace(out=str(run.path)), progress=not args.quiet)
+    try:
+        with runs.open_run_dir(out, resume=bool(args.resume), overwrite=args.overwrite) as run:
+            if args.resume:
+                names = {f.name for f in fields(TrainConfig)}
+                overrides = {k: v for k, v in vars(args).items() if k in names}
+                result = train(resume=args.resume, progress=not args.quiet, **overrides)
+            else:
+                result = train(config.replace(out=str(run.path)), progress=not args.quiet)
+    except Interrupted as err:  # SIGINT / SIGTERM: checkpoint written, 130 / 143
+        print(f"reparam train: {err}", file=sys.stderr)
+        return err.exit_code
     return _report_training(args, result)
 
 
@@ -120,40 +124,37 @@ def _train_distributed(args: argparse.Namespace, config) -> int:
 
 
 def _report_training(args: argparse.Namespace, result) -> int:
+    """Print the outcome; a stop on non-finite steps is an error line (status 2) after it."""
     from . import runs
 
     m = result.metrics
+    if result.already_finished:
+        print(f"{result.run_dir} is already finished ({result.already_finished}): nothing "
+              f"trained (raise --epochs or --time-limit to go on)")
     print(f"run directory: {result.run_dir}")
     print(f"test ELBO {m['test_elbo']:.3f} nats (untrained {m['initial_test_elbo']:.3f}), "
           f"train ELBO {m['train_elbo']:.3f}, KL {m['test_kl']:.3f}, "
           f"{m['epochs']} epochs in {m['wall_time_s']:.1f} s")
     if args.json:
         print(json.dumps(runs.strict_json(m), indent=2, allow_nan=False))
+    if m["stop_reason"] == "non_finite":
+        sys.stdout.flush()
+        print(f"reparam train: error: training stopped after {m['non_finite_steps']} non-finite "
+              f"steps (loss or gradient NaN / inf; policy --on-nan {result.config.on_nan}); likely "
+              f"cause: {m['diagnosis']}; {result.run_dir} keeps the weights of the last finite "
+              f"checkpoint (epoch {m['epochs']}); resume with a lower --lr: reparam train "
+              f"--resume {result.run_dir} --lr ...", file=sys.stderr)
+        return 2
     return 0
-
-
-def _load_run(run_dir: str, device: str, data_dir: str | None = None):
-    """``load_run`` with torch's state-dict RuntimeError (weights that do not fit the model
-    of ``config.json``) turned into a named error."""
-    from .vae.training import load_run
-
-    try:
-        return load_run(run_dir, device, data_dir)
-    except RuntimeError as err:
-        if "state_dict" not in str(err):
-            raise
-        first = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), "")
-        raise IncompatibleRunError(
-            f"the weights in {run_dir} do not fit the model of its config.json ({first[:200]})",
-            hint="was config.json edited? restore its model settings, or retrain") from None
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from . import parallel
     from .vae.evaluation import evaluate
+    from .vae.training import load_run
 
     with parallel.session(args.device) as device:  # a no-op without torchrun
-        config, model, data = _load_run(args.run_dir, str(device), args.data_dir)
+        config, model, data = load_run(args.run_dir, str(device), args.data_dir)
         x = data.test
         if args.subset is not None:
             if args.subset > x.shape[0]:
@@ -197,7 +198,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if path and not path.parent.is_dir():
             raise BadArgumentError(f"{flag} {path}: folder {path.parent} does not exist",
                                    hint="create it first or choose another path")
-    _, model, data = _load_run(args.run_dir, args.device)
+    from .vae.training import load_run
+
+    _, model, data = load_run(args.run_dir, args.device)
     gen = torch.Generator(next(model.parameters()).device).manual_seed(args.seed)
     means = model.sample(args.n, generator=gen)
     viz.save_samples(out, means, data.image_shape)
@@ -211,9 +214,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from . import runs
-    from .vae.training import write_figures
+    from .vae.training import load_run, write_figures
 
-    config, model, data = _load_run(args.run_dir, args.device)
+    config, model, data = load_run(args.run_dir, args.device)
     history_path = Path(args.run_dir) / "history.csv"
     history = runs.read_history(history_path) if history_path.is_file() else []
     seed = config.seed if args.seed is None else args.seed
@@ -309,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"reparam {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C outside the training loop (which checkpoints first)
+        print(f"reparam {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 # Expected failures: bad values and named errors (ValueError, incl. reparam.errors), and I/O.

@@ -45,6 +45,7 @@ def parse_duration(text: str | float | int) -> float:
 CHOICES: dict[str, tuple[str, ...]] = {
     "kl": ("auto", "analytic", "mc"), "lr_schedule": ("constant", "cosine"),
     "train_on": ("train", "train+valid"), "objective": ("elbo", "iwae"),
+    "on_nan": ("skip", "rollback", "stop"),
 }
 # settings a resumed run keeps (its model, data and random streams); the others may change
 FIXED_ON_RESUME = (
@@ -194,6 +195,11 @@ class TrainConfig:
     train_on: str = _opt("train", "train, or train+valid (when the dataset has a validation split)")
     patience: int | None = _opt(None, "early stopping: epochs without validation improvement")
     checkpoint_every: int = _opt(1, "write the checkpoint every N epochs (always at the end)")
+    on_nan: str = _opt("skip", "a step with a non-finite loss or gradient: skip (the step is "
+                               "not applied), rollback (also restore the model and optimizer of "
+                               "the last checkpoint) or stop; every policy stops after "
+                               "nan_patience such steps in a row, keeping the last finite weights")
+    nan_patience: int = _opt(10, "non-finite steps in a row after which training stops")
     compile: bool = _opt(False, "torch.compile the model")
     fused: bool | None = _opt(None, "the step with the backward written out (standard MLP VAE "
                                     "on the ELBO; same loss and gradients, no autograd graph): "
@@ -228,7 +234,7 @@ class TrainConfig:
         if not (self.free_bits >= 0 and math.isfinite(self.free_bits)):
             raise ValueError(f"config: 'free_bits' must be a finite number >= 0 (nats), "
                              f"got {self.free_bits!r}")
-        for name in ("kl", "lr_schedule", "train_on", "objective"):
+        for name in ("kl", "lr_schedule", "train_on", "objective", "on_nan"):
             if getattr(self, name) not in CHOICES[name]:
                 raise ValueError(f"config: {name!r} must be one of {list(CHOICES[name])}, "
                                  f"got {getattr(self, name)!r}")
@@ -259,6 +265,9 @@ class TrainConfig:
             parse_duration(self.time_limit)
         if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
             raise ValueError(f"config: 'patience' must be a positive integer, got {self.patience!r}")
+        if self.nan_patience < 1:
+            raise ValueError(f"config: 'nan_patience' must be a positive integer, "
+                             f"got {self.nan_patience!r}")
         if not isinstance(self.checkpoint_every, int) or self.checkpoint_every < 1:
             raise ValueError(f"config: 'checkpoint_every' must be a positive integer, "
                              f"got {self.checkpoint_every!r}")

@@ -16,16 +16,20 @@ SRC = Path(reparam.__file__).resolve().parents[1]
 TINY = ["--epochs", "1", "--hidden", "16", "--latent-dim", "2", "--quiet"]
 
 
-def cli_env(umask: int | None = None) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1")
+def cli_env(umask: int | None = None, **extra: str) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1", **extra)
     env.pop("REPARAM_DEBUG", None)
+    if "REPARAM_FAULT" not in extra:
+        env.pop("REPARAM_FAULT", None)
     return env
 
 
 def run_cli(*args: str, cwd: Path | None = None, umask: int | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess:
-    """``python -m reparam ARGS`` in a subprocess (optionally under ``umask``)."""
-    return subprocess.run([sys.executable, "-m", "reparam", *args], cwd=cwd, env=cli_env(),
+            timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m reparam ARGS`` in a subprocess (optionally under ``umask``; ``env``: extra
+    variables, e.g. ``REPARAM_FAULT`` of :func:`reparam.vae.loop.fault_plan`)."""
+    return subprocess.run([sys.executable, "-m", "reparam", *args], cwd=cwd,
+                          env=cli_env(**(env or {})),
                           capture_output=True, text=True, timeout=timeout,
                           preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
 

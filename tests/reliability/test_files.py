@@ -189,6 +189,6 @@ def test_config_edited_on_a_run_without_a_stored_spec(run_copy, reliability):
     config = json.loads((run_copy / "config.json").read_text())
     (run_copy / "config.json").write_text(json.dumps({**config, "hidden": [32]}))
     proc = call_main("evaluate", str(run_copy), *EVAL)
-    assert proc.returncode == 2 and "do not fit the model" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and "does not fit the model" in proc.stderr, proc.stderr
     reliability.case("config.json edited on a run written without a model spec",
                      f"unchanged: loads (exit 0); edited: {named_error(proc)}")

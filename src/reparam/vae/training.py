@@ -8,9 +8,13 @@ stopping) -> :func:`checkpoint` -> :func:`finish` (metrics, weights, figures).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import os
 import shutil
+import signal
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +27,7 @@ from .. import runs, viz
 from .._torch_compat import bf16_supported
 from ..config import ELBO_PHASE, FIXED_ON_RESUME, TrainConfig, parse_duration
 from ..data import Dataset, load_dataset
+from ..errors import CorruptFileError
 from ..estimators import ESTIMATORS, Estimator
 from ..noise import MonteCarlo
 from .discrete_latent import init_from_data
@@ -31,7 +36,18 @@ from .evaluation import evaluate_elbo
 from .factory import MODEL_KEYS
 from .factory import build_model as factory_build_model
 from .fused import FusedELBOStep, fused_step, why_not_fused
-from .loop import ObjectiveFn, Progress, Run, StepState, schedules, step, train_epoch
+from .loop import (
+    FAULT_ENV,
+    ObjectiveFn,
+    Progress,
+    Run,
+    Snapshot,
+    StepState,
+    fault_plan,
+    schedules,
+    step,
+    train_epoch,
+)
 from .model import VAE
 from .objectives import elbo, iwae, resolve_estimator
 from .optim import AdamStep, adam
@@ -39,7 +55,7 @@ from .optim import AdamStep, adam
 EST = "estimator."  # checkpoint keys of the estimator's learned state
 __all__ = ["train", "setup", "step", "train_epoch", "end_epoch", "checkpoint", "finish",
            "resolve_config", "Run", "StepState", "Progress", "TrainResult", "schedules",
-           "load_run", "write_figures", "build_model", "objectives"]
+           "load_run", "write_figures", "build_model", "objectives", "Interrupted"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -109,6 +125,7 @@ class TrainResult:
     metrics: dict[str, Any]
     history: list[dict[str, float]]
     run_dir: Path | None
+    already_finished: str | None = None  # a resumed run that was done: why (nothing trained)
 
 
 def split_data(config: TrainConfig, data: Dataset) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -227,13 +244,15 @@ def setup(config: TrainConfig, *, dataset: Dataset | None = None,
               time_limit)
     _probe(config, model, train_x)
     run.estimator = estimator
-    if resume is not None:
-        _restore(run, Path(resume))
-    else:
+    run.faults = fault_plan(os.environ.get(FAULT_ENV))
+    if resume is None:
         init_from_data(model, train_x)  # binary latents: centred input, decoder bias at the mean
+    run.best_state = {k: v.clone() for k, v in model.state_dict().items()}
+    repaired = _restore(run, Path(resume)) if resume is not None else False
+    if resume is None:
         run.progress.initial = evaluate_elbo(model, test_x, config.eval_samples,
                                              generator=run.eval_generator())
-    run.best_state = {k: v.clone() for k, v in model.state_dict().items()}
+    run.last_good = Snapshot.take(run.progress.epoch, model, optimizer)
     run.fused = state.fused = select_fused(config, model)
     _warn_bf16(config, device)
     if config.compile:
@@ -241,23 +260,60 @@ def setup(config: TrainConfig, *, dataset: Dataset | None = None,
         model.decoder.compile()
     if save:
         run.run_dir, run.config = _open_run_dir(config, resume)
+        if repaired:
+            runs.write_history(run.run_dir / "history.csv", run.progress.history)
     run.writer = _tensorboard(run.run_dir, config.tensorboard)
     return run
 
 
-def _restore(run: Run, run_dir: Path) -> None:
-    """The model, optimizer, random streams and progress from ``run_dir``'s checkpoint."""
-    saved, extra = runs.load_checkpoint(run_dir, run.model, run.state.optimizer, run.device)
-    run.progress = Progress(
-        epoch=saved["epoch"], elapsed=saved["elapsed"], initial=saved["initial"],
-        best=saved.get("best", -math.inf), iwae_epoch=saved.get("iwae_epoch", 0),
-        history=runs.read_history(run_dir / "history.csv"))
+def _restore(run: Run, run_dir: Path) -> bool:
+    """The model, optimizer, random streams, progress and best weights from ``run_dir``'s
+    checkpoint, the history checked against it; returns whether history.csv needs rewriting."""
+    saved, extra = runs.load_checkpoint(run_dir, run.model, run.state.optimizer, run.device,
+                                        spec=model_spec(run.config))
+    run.progress = Progress.from_state({**saved, "stop_reason": "epochs", "diagnosis": None})
+    run.progress.history, repaired = check_history(run_dir / "history.csv", saved)
     learned = {k[len(EST):]: v for k, v in extra.items() if k.startswith(EST)}
     if learned:
         _materialize(run)
         load_estimator_tensors(run.estimator, learned)
     run.shuffle_gen.set_state(extra["shuffle_gen"])
     run.noise_gen.set_state(extra["noise_gen"].to(run.noise_gen.get_state().device))
+    best = {k[5:]: v.to(run.device) for k, v in extra.items() if k.startswith("best.")}
+    if best:
+        run.best_state = best
+    return repaired
+
+
+def check_history(path: Path, saved: dict[str, Any]) -> tuple[list[dict[str, float]], bool]:
+    """The history of a resumed run, checked against its checkpoint (epoch ``E``).
+
+    The checkpoint carries the history rows: ``history.csv`` rows after epoch ``E`` (written
+    by a run killed after its last checkpoint) are dropped, missing or altered rows are
+    restored from the checkpoint, each with a warning; ``(rows, whether to rewrite the file)``.
+    A checkpoint written without the rows: rows after ``E`` are dropped and a missing row is
+    refused (:class:`~reparam.errors.CorruptFileError`)."""
+    epoch = saved["epoch"]
+    on_disk = runs.read_history(path) if path.is_file() else []
+    after = sorted(r["epoch"] for r in on_disk if r["epoch"] > epoch)
+    if after:
+        warnings.warn(f"{path}: rows of epochs {after} come after the checkpoint (epoch {epoch}) "
+                      f"and are dropped", stacklevel=4)
+    kept = [r for r in on_disk if r["epoch"] <= epoch]
+    if "history" not in saved:
+        missing = sorted(set(range(1, epoch + 1)) - {r["epoch"] for r in kept})
+        if missing:
+            raise CorruptFileError(f"{path} lacks the rows of epochs {missing} (the checkpoint "
+                                   f"is at epoch {epoch})", hint="restore history.csv, or start "
+                                   "the run again")
+        return kept, bool(after)
+    rows = saved["history"]
+    if kept != rows:
+        missing = sorted({r["epoch"] for r in rows} - {r["epoch"] for r in kept})
+        what = f"rows of epochs {missing} are missing" if missing else "rows differ"
+        warnings.warn(f"{path}: {what}; restored from the checkpoint (epoch {epoch})",
+                      stacklevel=4)
+    return rows, kept != rows or bool(after)
 
 
 def _materialize(run: Run) -> None:
@@ -312,16 +368,30 @@ def end_epoch(run: Run, epoch: int, train_elbo: float) -> dict[str, float]:
 
 
 def checkpoint(run: Run) -> None:
-    """Write the checkpoint (model, optimizer, random streams, progress) and the history."""
+    """Write the checkpoint (model, optimizer, random streams, progress with the history, the
+    best weights of early stopping) and the history; keep it in memory too (rollback)."""
     p = run.progress
-    runs.save_checkpoint(
-        run.run_dir, run.model, run.state.optimizer,
-        {"epoch": p.epoch, "elapsed": p.elapsed, "initial": p.initial, "best": p.best,
-         "iwae_epoch": p.iwae_epoch},
-        extra={"shuffle_gen": run.shuffle_gen.get_state(),
-               "noise_gen": run.noise_gen.get_state().cpu(),
-               **{EST + k: v for k, v in estimator_tensors(run.estimator).items()}})
+    run.last_good = Snapshot.take(p.epoch, run.model, run.state.optimizer)
+    if run.run_dir is None:
+        return
+    shuffle = run.perm_state if p.epoch_step and run.perm_state is not None else run.shuffle_gen.get_state()
+    extra = {"shuffle_gen": shuffle, "noise_gen": run.noise_gen.get_state().cpu(),
+             **{EST + k: v for k, v in estimator_tensors(run.estimator).items()}}
+    if run.valid_x is not None and run.config.patience is not None:
+        extra.update({f"best.{k}": v for k, v in run.best_state.items()})
+    runs.save_checkpoint(run.run_dir, run.model, run.state.optimizer, p.to_state(), extra=extra,
+                         spec=model_spec(run.config))
     runs.write_history(run.run_dir / "history.csv", p.history)
+
+
+def _keep_last_good(run: Run) -> None:
+    """After a stop on non-finite steps: the model, optimizer and history of the last
+    checkpoint (the one on disk stays as it is)."""
+    p, good = run.progress, run.last_good
+    if good is not None:
+        good.restore(run.model, run.state.optimizer)
+        p.epoch, p.epoch_step = good.epoch, 0
+        p.history = [row for row in p.history if row["epoch"] <= good.epoch]
 
 
 def finish(run: Run) -> TrainResult:
@@ -344,13 +414,88 @@ def finish(run: Run) -> TrainResult:
         "num_parameters": sum(q.numel() for q in model.parameters()),
         "fused_step": run.fused is not None,
         "iwae_from_epoch": p.iwae_epoch or None,
+        "non_finite_steps": p.nan_steps, "rollbacks": p.rollbacks, "diagnosis": p.diagnosis,
         "units": "nats per example",
     }
     if run.run_dir is not None:
-        runs.save_weights(run.run_dir / "model.safetensors", model.state_dict())
+        runs.save_weights(run.run_dir / "model.safetensors", model.state_dict(),
+                          spec=model_spec(config))
         runs.write_json(run.run_dir / "metrics.json", metrics)
         write_figures(run.run_dir, model, run.data, p.history, config.seed)
     return TrainResult(model, config, metrics, p.history, run.run_dir)
+
+
+class Interrupted(Exception):  # noqa: N818 (what the user did, not a failure)
+    """SIGINT / SIGTERM stopped the run after a step; the checkpoint is written.
+    ``exit_code``: the shell's convention, 128 + the signal number (130, 143)."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.signum, self.exit_code = signum, 128 + signum
+
+
+@contextlib.contextmanager
+def catch_signals(run: Run):
+    """While the block runs, SIGINT and SIGTERM set ``run.signal`` (the loop stops after the
+    current step) instead of stopping the process; the previous handlers come back after.
+    Only in the main thread (Python's handlers live there); elsewhere a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        run.signal = signum
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, signal.SIG_DFL if old is None else old)
+
+
+def _interrupted(run: Run) -> Interrupted:
+    p, name = run.progress, signal.Signals(run.signal).name
+    where = (f"step {p.epoch_step} of {run.steps_per_epoch} in epoch {p.epoch + 1}" if p.epoch_step
+             else f"epoch {p.epoch}")
+    saved = (f"checkpoint written to {run.run_dir}; resume with: reparam train --resume "
+             f"{run.run_dir}" if run.run_dir is not None else "nothing saved (save=False)")
+    return Interrupted(run.signal, f"stopped by {name} after {where}; {saved}")
+
+
+def finished_reason(run: Run) -> str | None:
+    """Why a resumed run is already done (its time limit spent, early stopping reached)."""
+    p, config = run.progress, run.config
+    if p.epoch_step == 0 and p.elapsed >= run.time_limit:
+        return "time_limit"
+    if config.patience is not None and run.valid_x is not None and p.stale >= config.patience:
+        return "early_stopping"
+    return None
+
+
+def run_epochs(run: Run, show_progress: bool = True) -> None:
+    """The epochs of ``run`` from where it stands: train, end the epoch, checkpoint; stops on
+    early stopping, the time limit, a signal (after a checkpoint) or non-finite steps (with
+    the last checkpoint's weights). A resumed run that is already done trains nothing."""
+    config, p = run.config, run.progress
+    bar = tqdm(total=max(0, (config.epochs - p.epoch) * run.steps_per_epoch - p.epoch_step),
+               disable=not show_progress, desc="train", unit="step", dynamic_ncols=True)
+    run.model.train()
+    for epoch in range(p.epoch + 1, config.epochs + 1):
+        train_elbo = train_epoch(run, epoch, bar)
+        if p.stop_reason == "non_finite":
+            _keep_last_good(run)
+            break
+        if p.epoch_step == 0:  # the epoch is complete
+            end_epoch(run, epoch, train_elbo)
+        if run.signal is not None and p.stop_reason == "epochs":
+            p.stop_reason = "signal"
+        stopping = p.stop_reason != "epochs"
+        if epoch % config.checkpoint_every == 0 or epoch == config.epochs or stopping:
+            checkpoint(run)
+        if stopping:
+            break
+    bar.close()
 
 
 def train(
@@ -360,6 +505,7 @@ def train(
     resume: str | Path | None = None,
     save: bool = True,
     progress: bool = True,
+    overwrite: bool = False,
     **overrides: Any,
 ) -> TrainResult:
     """Train a VAE by minimising the negative ELBO; write the run directory when ``save``.
@@ -369,7 +515,10 @@ def train(
     :class:`~reparam.estimators.Estimator` object); ``dataset`` is a loaded :class:`Dataset`
     or a dataset name; ``resume=RUN_DIR`` continues a run from its last checkpoint
     (``overrides`` may change the loop's settings, e.g. raise ``epochs``; see
-    :func:`resolve_config`).
+    :func:`resolve_config`). The run directory is locked while it trains
+    (:func:`reparam.runs.open_run_dir`; ``overwrite`` replaces a run already there). SIGINT /
+    SIGTERM (main thread) stop after the current step with a checkpoint and raise
+    :class:`Interrupted`.
     """
     if isinstance(dataset, str):
         overrides["dataset"], dataset = dataset, None
@@ -378,22 +527,23 @@ def train(
         overrides["estimator"] = estimator_name(estimator)
     else:
         estimator = None
-    run = setup(resolve_config(config, resume, overrides), dataset=dataset, resume=resume,
-                save=save, estimator=estimator)
-    config = run.config
-    bar = tqdm(total=(config.epochs - run.progress.epoch) * run.steps_per_epoch,
-               disable=not progress, desc="train", unit="step", dynamic_ncols=True)
-    run.model.train()
-    for epoch in range(run.progress.epoch + 1, config.epochs + 1):
-        end_epoch(run, epoch, train_epoch(run, epoch, bar))
-        stopping = run.progress.stop_reason != "epochs"
-        last = epoch == config.epochs or stopping
-        if run.run_dir is not None and (epoch % config.checkpoint_every == 0 or last):
-            checkpoint(run)
-        if stopping:
-            break
-    bar.close()
-    return finish(run)
+    config = resolve_config(config, resume, overrides)
+    with contextlib.ExitStack() as stack:
+        if save:
+            held = stack.enter_context(runs.open_run_dir(config.out, resume=resume is not None,
+                                                         overwrite=overwrite))
+            config = config.replace(out=str(held.path))
+        run = setup(config, dataset=dataset, resume=resume, save=save, estimator=estimator)
+        done = finished_reason(run) if resume is not None else None
+        if done is None:
+            with catch_signals(run):
+                run_epochs(run, progress)
+        if run.progress.stop_reason == "signal":
+            raise _interrupted(run)
+        run.progress.stop_reason = done or run.progress.stop_reason
+        result = finish(run)
+        result.already_finished = done
+        return result
 
 
 def write_figures(run_dir: Path, model: VAE, data: Dataset, history: list[dict[str, float]],
@@ -440,10 +590,12 @@ def load_run(run_dir: str | Path, device: str = "auto", data_dir: str | None = N
     dev = resolve_device(device)
     data = load_data(config)
     model = build_model(config, data.dim, data.image_shape)
-    weights = run_dir / "model.safetensors"
+    weights, spec = run_dir / runs.WEIGHTS, model_spec(config)
     if weights.is_file():
-        model.load_state_dict(runs.load_weights(weights))
+        runs.load_state_dict(model, runs.load_weights(weights, spec=spec), weights)
     else:  # an unfinished run: take the model from its checkpoint
-        tensors = runs.load_weights(run_dir / runs.CHECKPOINT)
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        weights = run_dir / runs.CHECKPOINT
+        tensors = runs.load_weights(weights, spec=spec)
+        runs.load_state_dict(model, {k[6:]: v for k, v in tensors.items()
+                                     if k.startswith("model.")}, weights)
     return config, model.to(dev).eval(), data
