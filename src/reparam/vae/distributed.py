@@ -44,8 +44,18 @@ from tqdm.auto import tqdm
 
 from .. import parallel, runs
 from ..config import TrainConfig
+from .estimator_state import estimator_tensors
 from .loop import Run, schedules, step
-from .training import TrainResult, checkpoint, end_epoch, finish, resolve_config, setup
+from .training import (
+    EST,
+    TrainResult,
+    checkpoint,
+    end_epoch,
+    finish,
+    model_spec,
+    resolve_config,
+    setup,
+)
 
 __all__ = ["train", "GradientSync", "EXIT_SIGNAL", "STREAM_LATENT", "STREAM_BINARIZE"]
 
@@ -138,10 +148,11 @@ def _mid_epoch_checkpoint(run: Run, batch: int) -> None:
     p = run.progress
     runs.save_checkpoint(
         run.run_dir, run.model, run.state.optimizer,
-        {"epoch": p.epoch, "elapsed": p.elapsed, "initial": p.initial, "best": p.best,
-         "iwae_epoch": p.iwae_epoch, "batch": batch},
+        {**p.to_state(), "stop_reason": "epochs", "batch": batch},
         extra={"shuffle_gen": run.shuffle_gen.get_state(),
-               "noise_gen": run.noise_gen.get_state().cpu()})
+               "noise_gen": run.noise_gen.get_state().cpu(),
+               **{EST + k: v for k, v in estimator_tensors(run.estimator).items()}},
+        spec=model_spec(run.config))
     runs.write_history(run.run_dir / "history.csv", p.history)
 
 
