@@ -36,6 +36,8 @@ from reparam.vae.factory import DEFAULTS
     ("encoder", "nope", "unknown encoder 'nope'"),
     ("binarize", "nope", "unknown binarize 'nope'"),
     ("objective", "nope", "'objective' must be one of"),
+    ("conv_channels", [0, 0], "'conv_channels' must be two positive integers"),
+    ("conv_channels", [32], "'conv_channels' must be two positive integers"),
 ])
 def test_bad_values_name_the_key(key, value, expected):
     with pytest.raises(ValueError, match=expected):

@@ -244,6 +244,13 @@ class TrainConfig:
                              "pass --no-fused to compile)")
         if any(not isinstance(h, int) or h < 1 for h in self.hidden):
             raise ValueError(f"config: 'hidden' must be positive integers, got {self.hidden!r}")
+        if len(self.conv_channels) != 2 or any(not isinstance(c, int) or c < 1
+                                               for c in self.conv_channels):
+            raise ValueError(f"config: 'conv_channels' must be two positive integers, "
+                             f"got {self.conv_channels!r}")
+        if self.encoder == "conv" and not self.hidden:
+            raise ValueError("config: encoder 'conv' needs a hidden width after its conv layers "
+                             "('hidden' is empty: give one, e.g. --hidden 256)")
         if self.k < 1:
             raise ValueError(f"config: 'k' must be a positive integer, got {self.k!r}")
         if self.iwae_from is not None:
