@@ -11,6 +11,8 @@ at each temperature of a grid.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
@@ -18,6 +20,9 @@ from tqdm.auto import tqdm
 from ..diagnostics import gradient_stats
 from ..estimators import GumbelSoftmax, get
 from .discrete_problems import BIASED, EVALS_PER_SAMPLE, PROBLEMS, Problem, estimators_for
+
+if TYPE_CHECKING:
+    from ..estimators import Estimator
 
 TEMPERATURES = (0.1, 0.25, 0.5, 1.0, 2.0)
 STATEFUL_WARMUP = 10
@@ -33,7 +38,7 @@ class DiscreteStudyConfig:
     temperatures: tuple[float, ...] = field(default=TEMPERATURES)
 
 
-def measure(problem: Problem, est, num_samples: int, cfg: DiscreteStudyConfig) -> dict:
+def measure(problem: Problem, est: Estimator, num_samples: int, cfg: DiscreteStudyConfig) -> dict:
     """Statistics of the logits' gradient estimates, vs the exact gradient."""
     value, exact = problem.exact()
     logits = problem.replicas(cfg.replicas).to(cfg.device).detach().requires_grad_()
@@ -129,7 +134,7 @@ def discrete_markdown(result: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def discrete_figure(result: dict, path) -> object:
+def discrete_figure(result: dict, path: str | Path) -> object:
     """Left: total variance per estimator and problem (log); right: relaxation bias vs T."""
     import matplotlib
     import matplotlib.ticker

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -22,6 +24,9 @@ from ..diagnostics import gradient_stats
 from ..estimators import get
 from ..vae.objectives import objective
 from ..vae.training import load_data, setup, train
+
+if TYPE_CHECKING:
+    from ..vae.model import VAE
 
 ESTIMATORS = ("score-ema", "rloo", "score-nvil", "arm", "disarm", "rebar", "relax", "gumbel",
               "straight-through", "vimco", "disarm-iw")
@@ -53,7 +58,7 @@ def _model_at(cfg: DiscreteModelConfig, epochs: int):
     return model, load_data(config).test.to(next(model.parameters()).device)
 
 
-def measure(model, x: torch.Tensor, name: str, repeats: int) -> dict:
+def measure(model: VAE, x: torch.Tensor, name: str, repeats: int) -> dict:
     """Gradient statistics of ``name``'s estimate for the encoder's parameters on ``x``."""
     est = get(name)
     k = MULTI_SAMPLE_K.get(name)
@@ -96,7 +101,7 @@ def discrete_model_markdown(result: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def discrete_model_figure(result: dict, path) -> None:
+def discrete_model_figure(result: dict, path: str | Path) -> None:
     """log10 total variance of the encoder gradient against the checkpoint, per estimator."""
     import matplotlib
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
@@ -25,6 +26,9 @@ from ..diagnostics import gradient_stats
 from ..distributions import kl_normal_standard
 from ..estimators import Estimator, get
 from ..vae.objectives import elbo
+
+if TYPE_CHECKING:
+    from ..vae.model import VAE
 
 ESTIMATORS = ("pathwise", "stl", "score", "score-ema", "score-loo", "score-nvil", "score-cv")
 STATEFUL = ("score-ema", "score-nvil", "score-cv")
@@ -51,14 +55,14 @@ class VAEStudyConfig:
     estimators: tuple[str, ...] = field(default=ESTIMATORS)
 
 
-def negative_elbo(model, estimator: Estimator, x: torch.Tensor, num_samples: int) -> torch.Tensor:
+def negative_elbo(model: VAE, estimator: Estimator, x: torch.Tensor, num_samples: int) -> torch.Tensor:
     """Mean negative ELBO over the batch with ``estimator`` for the expectation: the VAE's
     own :func:`reparam.vae.elbo` (analytic KL, or ``E[-log p(x, z) + log q]`` for STL)."""
     return elbo(model, x, num_samples, estimator=estimator).loss
 
 
 @torch.no_grad()
-def test_elbo(model, x: torch.Tensor, num_samples: int) -> float:
+def test_elbo(model: VAE, x: torch.Tensor, num_samples: int) -> float:
     """``E_q[log p(x|z)] - KL`` on ``x``, nats per example (Monte Carlo, ``num_samples``)."""
     q = model.encode(x)
     z = q.sample((num_samples,))

@@ -8,6 +8,8 @@ parameter's own shape.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 
@@ -22,13 +24,13 @@ class LocScaleSample(torch.autograd.Function):
     """``z = loc + scale * eps``; backward: dz/dloc = 1, dz/dscale = (z - loc) / scale."""
 
     @staticmethod
-    def forward(ctx, loc: torch.Tensor, scale: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, loc: torch.Tensor, scale: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         z = torch.addcmul(loc, scale, eps)
         ctx.save_for_backward(z, loc, scale)
         return z
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         z, loc, scale = ctx.saved_tensors
         grad_loc = grad_scale = None
         if ctx.needs_input_grad[0]:
@@ -46,14 +48,14 @@ class LogVarSample(torch.autograd.Function):
     """``z = loc + exp(logvar / 2) * eps``; backward: dz/dlogvar = (z - loc) / 2."""
 
     @staticmethod
-    def forward(ctx, loc: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, loc: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         z = torch.addcmul(loc, logvar.mul(0.5).exp_(), eps)
         ctx.save_for_backward(z, loc)
         ctx.logvar_shape = logvar.shape
         return z
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         z, loc = ctx.saved_tensors
         grad_loc = grad_logvar = None
         if ctx.needs_input_grad[0]:

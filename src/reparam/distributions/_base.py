@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+from collections.abc import Callable
 
 import torch
 from torch.distributions import Distribution, constraints
@@ -98,10 +99,12 @@ class Reparameterized(Distribution):
     def _draw_uniform(self, sample_shape, noise, like: torch.Tensor) -> torch.Tensor:
         return _noise.resolve(noise).uniform(self._noise_shape(sample_shape), like.dtype, like.device)
 
-    def rsample(self, sample_shape=torch.Size(), noise: _noise.NoiseSource | None = None):
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                noise: _noise.NoiseSource | None = None) -> torch.Tensor:
         raise NotImplementedError
 
-    def sample(self, sample_shape=torch.Size(), noise: _noise.NoiseSource | None = None):
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+               noise: _noise.NoiseSource | None = None) -> torch.Tensor:
         with torch.no_grad():
             return self.rsample(sample_shape, noise=noise)
 
@@ -126,14 +129,14 @@ def outside_support(support: constraints.Constraint, value: torch.Tensor, result
     return torch.where(inside, result, torch.where(low_side, 0.0, 1.0).to(result.dtype))
 
 
-def as_value(value, like: torch.Tensor) -> torch.Tensor:
+def as_value(value: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
     """A value to score as a tensor (a Python number takes ``like``'s dtype and device)."""
     if torch.is_tensor(value):
         return value
     return torch.as_tensor(value, dtype=like.dtype, device=like.device)
 
 
-def keep_open(upper: bool = True):
+def keep_open(upper: bool = True) -> Callable[[Callable], Callable]:
     """Decorate an ``rsample`` so that its samples go through :func:`clamp_open`."""
     def wrap(rsample):
         @functools.wraps(rsample)
@@ -157,7 +160,8 @@ class _Clamp(torch.autograd.Function):
         return grad, None, None
 
 
-def clamp_into(x: torch.Tensor, lo=None, hi=None) -> torch.Tensor:
+def clamp_into(x: torch.Tensor, lo: torch.Tensor | float | None = None,
+               hi: torch.Tensor | float | None = None) -> torch.Tensor:
     """``clamp(x, lo, hi)`` with an identity gradient (``lo`` / ``hi``: numbers or tensors)."""
     return _Clamp.apply(x, lo, hi)
 

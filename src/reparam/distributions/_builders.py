@@ -55,7 +55,7 @@ class Below(constraints.less_than):  # torch's public name of the class
         return f"< '{self.name}'"
 
 
-def broadcast_params(family: str, **params) -> dict[str, torch.Tensor]:
+def broadcast_params(family: str, **params: torch.Tensor | float) -> dict[str, torch.Tensor]:
     """Broadcast parameters to one shape; ``ValueError`` naming them when they do not fit."""
     try:
         values = broadcast_all(*params.values())
@@ -104,14 +104,15 @@ class LocationScale(Reparameterized):
     has_rsample = True
     _params: tuple[str, ...] = ("loc", "scale")
 
-    def __init__(self, base: StandardNoise, loc, scale, validate_args: bool | None = None):
+    def __init__(self, base: StandardNoise, loc: torch.Tensor | float, scale: torch.Tensor | float,
+                 validate_args: bool | None = None):
         self.base = base
         p = broadcast_params(type(self).__name__, loc=loc, scale=scale)
         self.loc, self.scale = p["loc"], p["scale"]
         super().__init__(self.loc.shape, validate_args=validate_args)
 
     @constraints.dependent_property(is_discrete=False, event_dim=0)
-    def support(self):
+    def support(self) -> torch.distributions.constraints.Constraint:
         lo, hi = self.base.lower, self.base.upper
         if math.isinf(lo) and math.isinf(hi):
             return constraints.real
@@ -119,7 +120,8 @@ class LocationScale(Reparameterized):
             return constraints.greater_than_eq(self.loc + self.scale * lo)
         return constraints.interval(self.loc + self.scale * lo, self.loc + self.scale * hi)
 
-    def expand(self, batch_shape, _instance=None):
+    def expand(self, batch_shape: torch.Size | tuple[int, ...],
+               _instance: LocationScale | None = None) -> LocationScale:
         new = self._get_checked_instance(type(self), _instance)
         batch_shape = torch.Size(batch_shape)
         new.base = self.base
@@ -127,7 +129,8 @@ class LocationScale(Reparameterized):
             setattr(new, name, getattr(self, name).expand(batch_shape))
         return self._finish_expand(new, batch_shape)
 
-    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                noise: NoiseSource | None = None) -> torch.Tensor:
         draw = getattr(self, f"_draw_{self.base.draw}")(sample_shape, noise, self.loc)
         return LocScaleSample.apply(self.loc, self.scale, self.base.transform(draw))
 
@@ -203,7 +206,8 @@ class InverseCDF(Reparameterized):
     def params(self) -> dict[str, torch.Tensor]:
         return {name: getattr(self, name) for name in self._params}
 
-    def expand(self, batch_shape, _instance=None):
+    def expand(self, batch_shape: torch.Size | tuple[int, ...],
+               _instance: InverseCDF | None = None) -> InverseCDF:
         new = self._get_checked_instance(type(self), _instance)
         batch_shape = torch.Size(batch_shape)
         new.__dict__.update({k: v for k, v in self.__dict__.items() if k in
@@ -212,7 +216,8 @@ class InverseCDF(Reparameterized):
             setattr(new, name, getattr(self, name).expand(batch_shape))
         return self._finish_expand(new, batch_shape)
 
-    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                noise: NoiseSource | None = None) -> torch.Tensor:
         like = next(iter(self.params.values()))
         return self._fns[0](self._draw_uniform(sample_shape, noise, like), **self.params)
 

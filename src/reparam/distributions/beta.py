@@ -42,12 +42,13 @@ class Beta(TorchDensity, Reparameterized, td.Beta):
     _dirichlet = property(lambda self: td.Dirichlet(
         torch.stack([self.concentration1, self.concentration0], -1), validate_args=False))
 
-    def __init__(self, concentration1, concentration0, validate_args: bool | None = None):
+    def __init__(self, concentration1: torch.Tensor | float, concentration0: torch.Tensor | float,
+                 validate_args: bool | None = None):
         p = broadcast_params("Beta", concentration1=concentration1, concentration0=concentration0)
         self.concentration1, self.concentration0 = p["concentration1"], p["concentration0"]
         super().__init__(self.concentration1.shape, validate_args=validate_args)
 
-    def expand(self, batch_shape, _instance=None):
+    def expand(self, batch_shape: torch.Size | tuple[int, ...], _instance: Beta | None = None) -> Beta:
         new = self._get_checked_instance(Beta, _instance)
         batch_shape = torch.Size(batch_shape)
         new.concentration1 = self.concentration1.expand(batch_shape)
@@ -63,7 +64,8 @@ class Beta(TorchDensity, Reparameterized, td.Beta):
     mode = property(lambda self: self._torch.mode)
 
     @keep_open()  # samples in [tiny, 1 - eps/2], as torch's
-    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                noise: NoiseSource | None = None) -> torch.Tensor:
         shape = self._extended_shape(torch.Size(sample_shape))
         log_a = log_standard_gamma(self.concentration1, shape, noise, "Beta", "concentration1")
         log_b = log_standard_gamma(self.concentration0, shape, noise, "Beta", "concentration0")

@@ -31,7 +31,7 @@ class Dirichlet(TorchDensity, Reparameterized, td.Dirichlet):
     has_rsample = True
     reparametrized_params = ("concentration",)
 
-    def __init__(self, concentration, validate_args: bool | None = None):
+    def __init__(self, concentration: torch.Tensor | float, validate_args: bool | None = None):
         concentration = torch.as_tensor(concentration)
         if concentration.dim() < 1:
             raise ValueError("Dirichlet: parameter 'concentration' must have at least one "
@@ -40,7 +40,8 @@ class Dirichlet(TorchDensity, Reparameterized, td.Dirichlet):
         super().__init__(concentration.shape[:-1], concentration.shape[-1:],
                          validate_args=validate_args)
 
-    def expand(self, batch_shape, _instance=None):
+    def expand(self, batch_shape: torch.Size | tuple[int, ...],
+               _instance: Dirichlet | None = None) -> Dirichlet:
         new = self._get_checked_instance(Dirichlet, _instance)
         batch_shape = torch.Size(batch_shape)
         new.concentration = self.concentration.expand(batch_shape + self.event_shape)
@@ -53,14 +54,16 @@ class Dirichlet(TorchDensity, Reparameterized, td.Dirichlet):
     mean = property(lambda self: self.concentration / self.concentration.sum(-1, keepdim=True))
     variance = property(lambda self: self._torch.variance)
 
-    def rsample_log(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
+    def rsample_log(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                    noise: NoiseSource | None = None) -> torch.Tensor:
         """``log z`` (a log-softmax), finite where ``z`` underflows."""
         shape = self._extended_shape(torch.Size(sample_shape))
         log_g = implicit_log_gamma(self.concentration, shape, noise, "Dirichlet")
         return torch.log_softmax(log_g, dim=-1)
 
     @keep_open()  # each z_k in [tiny, 1 - eps/2], as torch's samples
-    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                noise: NoiseSource | None = None) -> torch.Tensor:
         shape = self._extended_shape(torch.Size(sample_shape))
         log_g = implicit_log_gamma(self.concentration, shape, noise, "Dirichlet")
         return torch.softmax(log_g, dim=-1)

@@ -46,7 +46,7 @@ class Bernoulli(td.Bernoulli):
     ``log p(b) = b l - softplus(l)`` (``l`` the logits); ``H = softplus(l) - l sigmoid(l)``.
     """
 
-    def noise_shape(self, sample_shape=torch.Size()) -> torch.Size:
+    def noise_shape(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> torch.Size:
         """The shape of the uniforms one call to :meth:`sample` draws."""
         return self._extended_shape(torch.Size(sample_shape))
 
@@ -54,7 +54,8 @@ class Bernoulli(td.Bernoulli):
         """``1[u < sigmoid(logits)]`` as floats (``u`` of shape ``(*sample, *batch)``)."""
         return (u < self.probs).to(self.probs.dtype)
 
-    def sample(self, sample_shape=torch.Size(), noise: _noise.NoiseSource | None = None):
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+               noise: _noise.NoiseSource | None = None) -> torch.Tensor:
         with torch.no_grad():
             u = _uniform(self.noise_shape(sample_shape), noise, self.probs)
             return self.from_uniform(u)
@@ -76,14 +77,15 @@ class Categorical(td.Categorical):
     ``k = argmax_j(logits_j - log(-log u_j))``; ``log p(k) = logits_k - logsumexp(logits)``.
     """
 
-    def noise_shape(self, sample_shape=torch.Size()) -> torch.Size:
+    def noise_shape(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> torch.Size:
         return self._extended_shape(torch.Size(sample_shape)) + self._param.shape[-1:]
 
     def from_uniform(self, u: torch.Tensor) -> torch.Tensor:
         """The Gumbel-max index for uniforms ``u`` of shape ``(*sample, *batch, K)``."""
         return (self.logits + gumbel(u)).argmax(-1)
 
-    def sample(self, sample_shape=torch.Size(), noise: _noise.NoiseSource | None = None):
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+               noise: _noise.NoiseSource | None = None) -> torch.Tensor:
         with torch.no_grad():
             return self.from_uniform(_uniform(self.noise_shape(sample_shape), noise, self.logits))
 
@@ -91,7 +93,7 @@ class Categorical(td.Categorical):
 class OneHotCategorical(td.OneHotCategorical):
     r"""One-hot categorical (event ``(K,)``) sampled by Gumbel-max from a noise source."""
 
-    def noise_shape(self, sample_shape=torch.Size()) -> torch.Size:
+    def noise_shape(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> torch.Size:
         return self._extended_shape(torch.Size(sample_shape))
 
     def from_uniform(self, u: torch.Tensor) -> torch.Tensor:
@@ -99,6 +101,7 @@ class OneHotCategorical(td.OneHotCategorical):
         k = self.logits.shape[-1]
         return F.one_hot((self.logits + gumbel(u)).argmax(-1), k).to(self.logits.dtype)
 
-    def sample(self, sample_shape=torch.Size(), noise: _noise.NoiseSource | None = None):
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+               noise: _noise.NoiseSource | None = None) -> torch.Tensor:
         with torch.no_grad():
             return self.from_uniform(_uniform(self.noise_shape(sample_shape), noise, self.logits))

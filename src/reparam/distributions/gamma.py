@@ -37,12 +37,13 @@ class Gamma(TorchDensity, Reparameterized, td.Gamma):
     has_rsample = True
     reparametrized_params = ("concentration", "rate")
 
-    def __init__(self, concentration, rate=1.0, validate_args: bool | None = None):
+    def __init__(self, concentration: torch.Tensor | float, rate: torch.Tensor | float = 1.0,
+                 validate_args: bool | None = None):
         p = broadcast_params("Gamma", concentration=concentration, rate=rate)
         self.concentration, self.rate = p["concentration"], p["rate"]
         super().__init__(self.concentration.shape, validate_args=validate_args)
 
-    def expand(self, batch_shape, _instance=None):
+    def expand(self, batch_shape: torch.Size | tuple[int, ...], _instance: Gamma | None = None) -> Gamma:
         new = self._get_checked_instance(Gamma, _instance)
         batch_shape = torch.Size(batch_shape)
         new.concentration = self.concentration.expand(batch_shape)
@@ -57,16 +58,18 @@ class Gamma(TorchDensity, Reparameterized, td.Gamma):
     mode = property(lambda self: ((self.concentration - 1) / self.rate).clamp(min=0))
     variance = property(lambda self: self.concentration / self.rate.pow(2))
 
-    def rsample_log(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
+    def rsample_log(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                    noise: NoiseSource | None = None) -> torch.Tensor:
         """``log z``, differentiable; finite even where ``z`` underflows to 0."""
         shape = self._extended_shape(torch.Size(sample_shape))
         return implicit_log_gamma(self.concentration, shape, noise) - torch.log(self.rate)
 
     @keep_open(upper=False)  # samples >= tiny, as torch's
-    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                noise: NoiseSource | None = None) -> torch.Tensor:
         return torch.exp(self.rsample_log(sample_shape, noise))
 
-    def rsample_rejection(self, sample_shape=torch.Size(),
+    def rsample_rejection(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
                           noise: NoiseSource | None = None) -> RejectionSample:
         """The alternative to the implicit gradient: Marsaglia-Tsang with the rejection
         reparameterization of Naesseth et al. (2017).

@@ -17,7 +17,7 @@ underflows (``G_a = G_{a+1} U^{1/a}``), the sampler behind Gamma, Beta and Diric
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 
 import torch
@@ -38,7 +38,7 @@ SMALL = 8192  # up to here the derivatives keep (nearly) every kernel under the 
 
 
 @contextmanager
-def one_thread():
+def one_thread() -> Iterator[None]:
     """Run the parameter derivatives on one intra-op thread (restored afterwards).
 
     They are chains of many mid-sized kernels (series terms, quadrature nodes, blocks of

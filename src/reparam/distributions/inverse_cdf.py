@@ -39,7 +39,7 @@ class Exponential(InverseCDF, td.Exponential):
     arg_constraints = {"rate": _POS}
     support = constraints.nonnegative
 
-    def __init__(self, rate, validate_args: bool | None = None):
+    def __init__(self, rate: torch.Tensor | float, validate_args: bool | None = None):
         super().__init__(lambda p, rate: -torch.log1p(-p) / rate, {"rate": rate},
                          log_prob_fn=lambda x, rate: torch.log(rate) - rate * x,
                          cdf_fn=lambda x, rate: -torch.expm1(-rate * x),
@@ -65,7 +65,8 @@ class Weibull(TwinTransforms, InverseCDF, td.Weibull):
     arg_constraints = {"scale": _POS, "concentration": _POS}
     support = constraints.positive
 
-    def __init__(self, scale, concentration, validate_args: bool | None = None):
+    def __init__(self, scale: torch.Tensor | float, concentration: torch.Tensor | float,
+                 validate_args: bool | None = None):
         super().__init__(
             lambda p, scale, concentration: scale * torch.exp(
                 torch.log(-torch.log1p(-p)) / concentration),
@@ -78,7 +79,8 @@ class Weibull(TwinTransforms, InverseCDF, td.Weibull):
     concentration_reciprocal = property(lambda self: self.concentration.reciprocal())
     _torch = property(lambda self: td.Weibull(self.scale, self.concentration, validate_args=False))
 
-    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                noise: NoiseSource | None = None) -> torch.Tensor:
         return clamp_open(super().rsample(sample_shape, noise), upper=False)  # z > 0
 
     @property
@@ -103,7 +105,8 @@ class Pareto(TwinTransforms, InverseCDF, td.Pareto):
 
     arg_constraints = {"scale": _POS, "alpha": _POS}
 
-    def __init__(self, scale, alpha, validate_args: bool | None = None):
+    def __init__(self, scale: torch.Tensor | float, alpha: torch.Tensor | float,
+                 validate_args: bool | None = None):
         super().__init__(
             lambda p, scale, alpha: scale * torch.exp(-torch.log1p(-p) / alpha),
             {"scale": scale, "alpha": alpha},
@@ -115,7 +118,7 @@ class Pareto(TwinTransforms, InverseCDF, td.Pareto):
     _torch = property(lambda self: td.Pareto(self.scale, self.alpha, validate_args=False))
 
     @constraints.dependent_property(is_discrete=False, event_dim=0)
-    def support(self):
+    def support(self) -> torch.distributions.constraints.Constraint:
         return constraints.greater_than_eq(self.scale)
 
     @property
@@ -153,7 +156,8 @@ class Kumaraswamy(TwinTransforms, InverseCDF, td.Kumaraswamy):
     arg_constraints = {"concentration1": _POS, "concentration0": _POS}
     support = constraints.unit_interval
 
-    def __init__(self, concentration1, concentration0, validate_args: bool | None = None):
+    def __init__(self, concentration1: torch.Tensor | float, concentration0: torch.Tensor | float,
+                 validate_args: bool | None = None):
         super().__init__(
             _kuma_icdf, {"concentration1": concentration1, "concentration0": concentration0},
             log_prob_fn=_kuma_log_prob,
@@ -164,7 +168,8 @@ class Kumaraswamy(TwinTransforms, InverseCDF, td.Kumaraswamy):
     _torch = property(lambda self: td.Kumaraswamy(self.concentration1, self.concentration0,
                                                   validate_args=False))
 
-    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                noise: NoiseSource | None = None) -> torch.Tensor:
         """``z = F^{-1}(u)``, kept in ``[tiny, 1 - eps/2]`` (as torch keeps Beta samples), so the
         density of every sample is finite; nothing is attached to the returned tensor."""
         return clamp_open(super().rsample(sample_shape, noise))
@@ -195,7 +200,7 @@ class HalfNormal(TwinTransforms, InverseCDF, td.HalfNormal):
     scale = None  # a plain attribute here (torch's is a property of its base distribution)
     _torch = property(lambda self: td.HalfNormal(self.scale, validate_args=False))
 
-    def __init__(self, scale, validate_args: bool | None = None):
+    def __init__(self, scale: torch.Tensor | float, validate_args: bool | None = None):
         super().__init__(
             lambda p, scale: scale * math.sqrt(2.0) * torch.erfinv(p), {"scale": scale},
             log_prob_fn=lambda x, scale: (-_LOG_HALF_PI - torch.log(scale)
@@ -217,15 +222,18 @@ class LogNormal(Reparameterized, td.LogNormal):
     arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
     support = constraints.positive
 
-    def __init__(self, loc, scale, validate_args: bool | None = None):
+    def __init__(self, loc: torch.Tensor | float, scale: torch.Tensor | float,
+                 validate_args: bool | None = None):
         base = Normal(loc, scale, validate_args=validate_args)
         TransformedDistribution.__init__(self, base, ExpTransform(), validate_args=validate_args)
 
-    def expand(self, batch_shape, _instance=None):
+    def expand(self, batch_shape: torch.Size | tuple[int, ...],
+               _instance: LogNormal | None = None) -> LogNormal:
         new = self._get_checked_instance(LogNormal, _instance)
         return TransformedDistribution.expand(self, batch_shape, _instance=new)
 
-    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                noise: NoiseSource | None = None) -> torch.Tensor:
         z = torch.exp(self.base_dist.rsample(sample_shape, noise=noise))
         return z.clamp(torch.finfo(z.dtype).tiny, torch.finfo(z.dtype).max)
 

@@ -18,7 +18,8 @@ def kl_normal_standard(loc: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (loc.pow(2) + torch.expm1(logvar) - logvar)
 
 
-def kl_normal_normal(loc_p, logvar_p, loc_q, logvar_q) -> torch.Tensor:
+def kl_normal_normal(loc_p: torch.Tensor, logvar_p: torch.Tensor, loc_q: torch.Tensor,
+                     logvar_q: torch.Tensor) -> torch.Tensor:
     """``KL(N_p || N_q) = (expm1(d) - d + (loc_p - loc_q)^2 exp(-logvar_q)) / 2``,
     ``d = logvar_p - logvar_q``."""
     d = logvar_p - logvar_q

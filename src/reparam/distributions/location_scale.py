@@ -77,28 +77,32 @@ STANDARD: dict[str, StandardNoise] = {
 class Laplace(LocationScale, td.Laplace):
     """Laplace: ``p(z) = exp(-|z - loc| / scale) / (2 scale)``."""
 
-    def __init__(self, loc, scale, validate_args: bool | None = None):
+    def __init__(self, loc: torch.Tensor | float, scale: torch.Tensor | float,
+                 validate_args: bool | None = None):
         super().__init__(STANDARD["laplace"], loc, scale, validate_args=validate_args)
 
 
 class Logistic(LocationScale):
     """Logistic: ``F(z) = sigmoid((z - loc) / scale)``."""
 
-    def __init__(self, loc, scale, validate_args: bool | None = None):
+    def __init__(self, loc: torch.Tensor | float, scale: torch.Tensor | float,
+                 validate_args: bool | None = None):
         super().__init__(STANDARD["logistic"], loc, scale, validate_args=validate_args)
 
 
 class Cauchy(LocationScale, td.Cauchy):
     """Cauchy: ``p(z) = 1 / (pi scale (1 + ((z - loc) / scale)^2))`` (mean nan, variance inf)."""
 
-    def __init__(self, loc, scale, validate_args: bool | None = None):
+    def __init__(self, loc: torch.Tensor | float, scale: torch.Tensor | float,
+                 validate_args: bool | None = None):
         super().__init__(STANDARD["cauchy"], loc, scale, validate_args=validate_args)
 
 
 class Gumbel(TwinTransforms, LocationScale, td.Gumbel):
     """Gumbel (maximum): ``F(z) = exp(-exp(-(z - loc) / scale))``."""
 
-    def __init__(self, loc, scale, validate_args: bool | None = None):
+    def __init__(self, loc: torch.Tensor | float, scale: torch.Tensor | float,
+                 validate_args: bool | None = None):
         super().__init__(STANDARD["gumbel"], loc, scale, validate_args=validate_args)
 
     @property
@@ -115,7 +119,8 @@ class Uniform(LocationScale, td.Uniform):
 
     _params = ("loc", "scale", "low", "high")
 
-    def __init__(self, low, high, validate_args: bool | None = None):
+    def __init__(self, low: torch.Tensor | float, high: torch.Tensor | float,
+                 validate_args: bool | None = None):
         p = broadcast_params("Uniform", low=low, high=high)
         self.low, self.high = p["low"], p["high"]
         self.base = STANDARD["uniform"]
@@ -126,7 +131,8 @@ class Uniform(LocationScale, td.Uniform):
     def arg_constraints(self) -> dict:  # torch's (low < high); 'high' is checked first
         return {"high": Above("low", self.low), "low": Below("high", self.high)}
 
-    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                noise: NoiseSource | None = None) -> torch.Tensor:
         """``low + (high - low) u``, kept below ``high`` (rounding can reach it; torch's
         density there is 0)."""
         return clamp_into(super().rsample(sample_shape, noise),

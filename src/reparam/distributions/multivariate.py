@@ -46,7 +46,8 @@ class MultivariateNormal(Reparameterized, td.MultivariateNormal):
         torch.Size([256, 3])
     """
 
-    def __init__(self, loc, covariance_matrix=None, precision_matrix=None, scale_tril=None,
+    def __init__(self, loc: torch.Tensor, covariance_matrix: torch.Tensor | None = None,
+                 precision_matrix: torch.Tensor | None = None, scale_tril: torch.Tensor | None = None,
                  validate_args: bool | None = None):
         given = {n: v for n, v in (("covariance_matrix", covariance_matrix),
                                    ("precision_matrix", precision_matrix),
@@ -68,13 +69,15 @@ class MultivariateNormal(Reparameterized, td.MultivariateNormal):
                                        scale_tril, validate_args=False)
         self._validate_args = _resolve_validate(validate_args)
 
-    def expand(self, batch_shape, _instance=None):
+    def expand(self, batch_shape: torch.Size | tuple[int, ...],
+               _instance: MultivariateNormal | None = None) -> MultivariateNormal:
         new = self._get_checked_instance(MultivariateNormal, _instance)
         td.MultivariateNormal.expand(self, batch_shape, _instance=new)
         new._validate_args = self._validate_args
         return new
 
-    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                noise: NoiseSource | None = None) -> torch.Tensor:
         eps = self._draw_normal(sample_shape, noise, self.loc)  # (*S, *B, d)
         return self.loc + (self._unbroadcasted_scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
 
@@ -87,7 +90,8 @@ class LowRankMultivariateNormal(Reparameterized, td.LowRankMultivariateNormal):
     (Sobol) stays a single low-discrepancy point per sample.
     """
 
-    def __init__(self, loc, cov_factor, cov_diag, validate_args: bool | None = None):
+    def __init__(self, loc: torch.Tensor, cov_factor: torch.Tensor, cov_diag: torch.Tensor,
+                 validate_args: bool | None = None):
         for name, value, dim in (("loc", loc, 1), ("cov_factor", cov_factor, 2),
                                  ("cov_diag", cov_diag, 1)):
             if not torch.is_tensor(value) or value.dim() < dim:
@@ -103,13 +107,15 @@ class LowRankMultivariateNormal(Reparameterized, td.LowRankMultivariateNormal):
                              f"'cov_diag' do not fit: {err}") from None
         self._validate_args = _resolve_validate(validate_args)
 
-    def expand(self, batch_shape, _instance=None):
+    def expand(self, batch_shape: torch.Size | tuple[int, ...],
+               _instance: LowRankMultivariateNormal | None = None) -> LowRankMultivariateNormal:
         new = self._get_checked_instance(LowRankMultivariateNormal, _instance)
         td.LowRankMultivariateNormal.expand(self, batch_shape, _instance=new)
         new._validate_args = self._validate_args
         return new
 
-    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                noise: NoiseSource | None = None) -> torch.Tensor:
         shape = self._extended_shape(torch.Size(sample_shape))
         r = self.cov_factor.shape[-1]
         eps = self._draw_noise(shape[:-1] + (r + shape[-1],), noise)

@@ -37,7 +37,8 @@ class Normal(Reparameterized, td.Normal):
     support = constraints.real
     has_rsample = True
 
-    def __init__(self, loc, scale=None, validate_args: bool | None = None, *, logvar=None):
+    def __init__(self, loc: torch.Tensor | float, scale: torch.Tensor | float | None = None,
+                 validate_args: bool | None = None, *, logvar: torch.Tensor | float | None = None):
         if (scale is None) == (logvar is None):
             raise ValueError("Normal: give exactly one of 'scale' or 'logvar'")
         self._by_logvar = logvar is not None
@@ -72,7 +73,7 @@ class Normal(Reparameterized, td.Normal):
     def log_scale(self) -> torch.Tensor:
         return 0.5 * self.logvar if self._by_logvar else torch.log(self.scale)
 
-    def expand(self, batch_shape, _instance=None):
+    def expand(self, batch_shape: torch.Size | tuple[int, ...], _instance: Normal | None = None) -> Normal:
         new = self._get_checked_instance(Normal, _instance)
         batch_shape = torch.Size(batch_shape)
         new.loc = self.loc.expand(batch_shape)
@@ -99,7 +100,8 @@ class Normal(Reparameterized, td.Normal):
     def variance(self) -> torch.Tensor:
         return torch.exp(self.logvar) if self._by_logvar else self.scale.pow(2)
 
-    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                noise: NoiseSource | None = None) -> torch.Tensor:
         eps = self._draw_normal(sample_shape, noise, self.loc)
         if self._by_logvar:
             return LogVarSample.apply(self.loc, self.logvar, eps)

@@ -127,7 +127,8 @@ class RelaxedOneHotCategorical(_Relaxed, td.RelaxedOneHotCategorical):
                        "logits": constraints.real_vector}
     support = constraints.simplex
 
-    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                noise: NoiseSource | None = None) -> torch.Tensor:
         logits = self._logits_t()
         u = self._draw_uniform(sample_shape, noise, logits)
         s = logits - torch.log(u).neg_().log_()  # logits + Gumbel noise
@@ -168,7 +169,8 @@ class RelaxedBernoulli(_Relaxed, td.RelaxedBernoulli):
     support = constraints.unit_interval
     _binary = True
 
-    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                noise: NoiseSource | None = None) -> torch.Tensor:
         logits = self._logits_t()
         u = self._draw_uniform(sample_shape, noise, logits)
         x = _Temper.apply(logits + torch.log(u) - torch.log1p(-u), self._temperature_b())

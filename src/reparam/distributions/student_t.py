@@ -37,12 +37,14 @@ class StudentT(TorchDensity, Reparameterized, td.StudentT):
     has_rsample = True
     reparametrized_params = ("df", "loc", "scale")
 
-    def __init__(self, df, loc=0.0, scale=1.0, validate_args: bool | None = None):
+    def __init__(self, df: torch.Tensor | float, loc: torch.Tensor | float = 0.0,
+                 scale: torch.Tensor | float = 1.0, validate_args: bool | None = None):
         p = broadcast_params("StudentT", df=df, loc=loc, scale=scale)
         self.df, self.loc, self.scale = p["df"], p["loc"], p["scale"]
         super().__init__(self.df.shape, validate_args=validate_args)
 
-    def expand(self, batch_shape, _instance=None):
+    def expand(self, batch_shape: torch.Size | tuple[int, ...],
+               _instance: StudentT | None = None) -> StudentT:
         new = self._get_checked_instance(StudentT, _instance)
         batch_shape = torch.Size(batch_shape)
         new.df, new.loc, new.scale = (t.expand(batch_shape) for t in (self.df, self.loc, self.scale))
@@ -56,7 +58,8 @@ class StudentT(TorchDensity, Reparameterized, td.StudentT):
     mode = property(lambda self: self.loc)
     variance = property(lambda self: self._torch.variance)
 
-    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                noise: NoiseSource | None = None) -> torch.Tensor:
         """``t = eps sqrt(df / (2 G))``, ``log|t| = log|eps| + (log df - log 2 - log G) / 2``.
 
         ``G`` is a Gamma(df/2) sample with its exact implicit gradient, so ``d log|t| / ddf =

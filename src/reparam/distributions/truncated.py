@@ -123,7 +123,8 @@ class TruncatedNormal(InverseCDF):
 
     has_rsample = True
 
-    def __init__(self, loc, scale, low, high, validate_args: bool | None = None):
+    def __init__(self, loc: torch.Tensor | float, scale: torch.Tensor | float, low: torch.Tensor | float,
+                 high: torch.Tensor | float, validate_args: bool | None = None):
         super().__init__(_icdf, {"loc": loc, "scale": scale, "low": low, "high": high},
                          log_prob_fn=_log_prob, cdf_fn=_cdf, validate_args=validate_args)
 
@@ -133,7 +134,7 @@ class TruncatedNormal(InverseCDF):
                 "low": _NOT_NAN, "high": Above("low", self.low)}
 
     @constraints.dependent_property(is_discrete=False, event_dim=0)
-    def support(self):
+    def support(self) -> torch.distributions.constraints.Constraint:
         return constraints.interval(self.low, self.high)
 
     def _moments(self):

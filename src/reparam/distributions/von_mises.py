@@ -77,12 +77,14 @@ class VonMises(Reparameterized, td.VonMises):
     has_rsample = True
     reparametrized_params = ("loc", "concentration")
 
-    def __init__(self, loc, concentration, validate_args: bool | None = None):
+    def __init__(self, loc: torch.Tensor | float, concentration: torch.Tensor | float,
+                 validate_args: bool | None = None):
         p = broadcast_params("VonMises", loc=loc, concentration=concentration)
         self.loc, self.concentration = p["loc"], p["concentration"]
         super().__init__(self.loc.shape, validate_args=validate_args)
 
-    def expand(self, batch_shape, _instance=None):
+    def expand(self, batch_shape: torch.Size | tuple[int, ...],
+               _instance: VonMises | None = None) -> VonMises:
         new = self._get_checked_instance(VonMises, _instance)
         batch_shape = torch.Size(batch_shape)
         new.loc, new.concentration = (t.expand(batch_shape) for t in (self.loc, self.concentration))
@@ -95,7 +97,8 @@ class VonMises(Reparameterized, td.VonMises):
     mean = property(lambda self: self.loc)
     mode = property(lambda self: self.loc)
 
-    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                noise: NoiseSource | None = None) -> torch.Tensor:
         shape = self._extended_shape(torch.Size(sample_shape))
         theta = sample_angle(self.concentration, shape, noise).to(self.loc.dtype)
         theta = implicit_rsample(theta, (self.concentration,),

@@ -63,7 +63,8 @@ class VonMisesFisher(Reparameterized):
     has_rsample = True
     reparametrized_params = ("loc", "concentration")
 
-    def __init__(self, loc, concentration, validate_args: bool | None = None):
+    def __init__(self, loc: torch.Tensor, concentration: torch.Tensor | float,
+                 validate_args: bool | None = None):
         loc, concentration = torch.as_tensor(loc), torch.as_tensor(concentration)
         if loc.dim() < 1 or loc.shape[-1] < 2:
             raise ValueError("VonMisesFisher: parameter 'loc' must end in a dimension d >= 2")
@@ -81,7 +82,8 @@ class VonMisesFisher(Reparameterized):
         self.concentration = concentration.expand(batch)
         super().__init__(batch, loc.shape[-1:], validate_args=validate_args)
 
-    def expand(self, batch_shape, _instance=None):
+    def expand(self, batch_shape: torch.Size | tuple[int, ...],
+               _instance: VonMisesFisher | None = None) -> VonMisesFisher:
         batch_shape = torch.Size(batch_shape)
         return VonMisesFisher(self.loc.expand(batch_shape + self.event_shape),
                               self.concentration.expand(batch_shape), validate_args=False)
@@ -159,7 +161,8 @@ class VonMisesFisher(Reparameterized):
         proj = (u * x).sum(-1, keepdim=True) * 2 / torch.where(safe, uu, torch.ones_like(uu))
         return torch.where(safe, x - proj * u, x)
 
-    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                noise: NoiseSource | None = None) -> torch.Tensor:
         shape = torch.Size(sample_shape) + self.batch_shape
         with torch.no_grad():
             w = self._height(shape, noise).value
@@ -167,7 +170,7 @@ class VonMisesFisher(Reparameterized):
                              lambda value, k: (-vmf_dw_dkappa(value, k, self.d),))
         return self._place(w, sample_shape, noise)
 
-    def rsample_rejection(self, sample_shape=torch.Size(),
+    def rsample_rejection(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
                           noise: NoiseSource | None = None) -> RejectionSample:
         """Naesseth et al.: ``value`` is pathwise through ``h(eps, kappa)``; add the correction
         with ``.surrogate(cost)`` (``cost`` of shape ``sample_shape + batch_shape``)."""
@@ -183,13 +186,15 @@ class HypersphericalUniform(Reparameterized):
     support = sphere
     has_rsample = True
 
-    def __init__(self, d: int, batch_shape=torch.Size(), dtype=torch.float32, device=None):
+    def __init__(self, d: int, batch_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                 dtype: torch.dtype = torch.float32, device: torch.device | str | None = None):
         if int(d) < 2:
             raise ValueError(f"HypersphericalUniform: 'd' must be >= 2, got {d}")
         self.d, self.dtype, self.device = int(d), dtype, device
         super().__init__(torch.Size(batch_shape), torch.Size([self.d]), validate_args=False)
 
-    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                noise: NoiseSource | None = None) -> torch.Tensor:
         like = torch.empty((), dtype=self.dtype, device=self.device)
         x = self._draw_normal(sample_shape, noise, like)
         return x / x.norm(dim=-1, keepdim=True)

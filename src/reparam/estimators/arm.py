@@ -61,7 +61,8 @@ class ARM(_Antithetic):
     r"""Augment-REINFORCE-merge (Yin & Zhou 2019):
     ``g = (f(b~) - f(b)) (u - 1/2)``, ``b~ = 1[u > sigma(-phi)]``, ``b = 1[u < sigma(phi)]``."""
 
-    def pair_gradient(self, b, bt, fb, fbt, u, logits):
+    def pair_gradient(self, b: torch.Tensor, bt: torch.Tensor, fb: torch.Tensor, fbt: torch.Tensor,
+                      u: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         return (fbt - fb) * (u - 0.5)
 
 
@@ -73,7 +74,8 @@ class DisARM(_Antithetic):
         """``sigma(|phi|)``: the conditional expectation of ARM's ``u - 1/2`` factor."""
         return torch.sigmoid(logits.abs())
 
-    def pair_gradient(self, b, bt, fb, fbt, u, logits):
+    def pair_gradient(self, b: torch.Tensor, bt: torch.Tensor, fb: torch.Tensor, fbt: torch.Tensor,
+                      u: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         sign = (b - bt)  # 1[b != b~] (-1)^{b~}: +1 for (1, 0), -1 for (0, 1), 0 when equal
         return 0.5 * (fb - fbt) * sign * self.weight(logits)
 

@@ -55,7 +55,8 @@ def _reach(L: Callable, dL: Callable, v_m: torch.Tensor, sign: float, limit: tor
 
 
 def peak_integral(integrand: Callable, L: Callable, dL: Callable, v_m: torch.Tensor,
-                  guess: torch.Tensor, upper: torch.Tensor | None = None):
+                  guess: torch.Tensor, upper: torch.Tensor | None = None
+                  ) -> torch.Tensor | tuple[torch.Tensor, ...]:
     """``int_0^upper integrand(v) dv`` for ``integrand = s exp(L)`` peaked at ``v_m``.
 
     ``L`` and ``dL`` give the log ratio and its derivative; ``guess`` is a rough width.

@@ -27,7 +27,8 @@ from ..noise import MonteCarlo, NoiseSource
 class IndependentBernoulli(Independent):
     """``Independent(Bernoulli(logits), 1)`` whose ``sample`` takes a noise source."""
 
-    def sample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+               noise: NoiseSource | None = None) -> torch.Tensor:
         return self.base_dist.sample(sample_shape, noise=noise)
 
 

@@ -32,12 +32,14 @@ class GaussianEncoder(nn.Module):
 class FullCovNormal(MultivariateNormal):
     """``torch``'s ``MultivariateNormal`` drawing ``z = loc + L eps`` from a noise source."""
 
-    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                noise: NoiseSource | None = None) -> torch.Tensor:
         shape = self._extended_shape(torch.Size(sample_shape))
         eps = resolve_noise(noise).normal(shape, self.loc.dtype, self.loc.device)
         return self.loc + (self._unbroadcasted_scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
 
-    def sample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+               noise: NoiseSource | None = None) -> torch.Tensor:
         with torch.no_grad():
             return self.rsample(sample_shape, noise)
 

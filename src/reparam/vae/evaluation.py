@@ -12,7 +12,7 @@ and no (k, N) tensor is ever formed.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
@@ -25,17 +25,20 @@ from .objectives import elbo, log_weights, sample_posterior
 from .priors import StandardNormalPrior
 from .two_layer import HierarchicalPosterior
 
+if TYPE_CHECKING:
+    from .model import VAE
+
 STREAM_IS, STREAM_ELBO = 1, 2  # block-noise streams of the importance samples and the ELBO
 BOUND_K = 100  # evaluate()'s "bound_100": the 100-sample importance weighted bound
 
 
-def value_estimator(model) -> str:
+def value_estimator(model: VAE) -> str:
     """The estimator whose value the evaluation ELBO takes (no gradients are formed):
     pathwise, or for discrete latents the plain Monte Carlo mean (``score``)."""
     return "score" if is_discrete(model) else "pathwise"
 
 
-def log_importance_weights(model, x: torch.Tensor, num_samples: int,
+def log_importance_weights(model: VAE, x: torch.Tensor, num_samples: int,
                            noise: NoiseSource | None = None) -> torch.Tensor:
     """``log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x)``, shape (S, B)."""
     return log_weights(model, x, num_samples, noise)[0]
@@ -67,8 +70,9 @@ def _prior_ratio(q, model):
     return draw
 
 
-def refine_posterior(model, x: torch.Tensor, q, steps: int, lr: float = 0.03,
-                     num_samples: int = 8, noise: NoiseSource | None = None):
+def refine_posterior(model: VAE, x: torch.Tensor, q: Any, steps: int, lr: float = 0.03,
+                     num_samples: int = 8,
+                     noise: NoiseSource | None = None) -> Normal | HierarchicalPosterior:
     """Per-example refinement of the proposal (semi-amortized inference, Kim et al. 2018):
     ``steps`` Adam steps on every row's own copy of the posterior parameters, from the
     encoder's values, maximising the ELBO ``E_q[log p(x, z) - log q(z|x)]`` with
@@ -144,7 +148,7 @@ def _batch_noise(seed, generator, first_index: int, start: int, batch_size: int,
 
 
 @torch.no_grad()
-def log_likelihood(model, x: torch.Tensor, k: int = 5000, batch_size: int = 100,
+def log_likelihood(model: VAE, x: torch.Tensor, k: int = 5000, batch_size: int = 100,
                    memory_mb: float = 4.0, generator: torch.Generator | None = None,
                    progress: bool = False, refine_steps: int = 0, refine_lr: float = 0.03,
                    refine_samples: int = 8, seed: int | None = None,
@@ -192,7 +196,7 @@ def log_likelihood(model, x: torch.Tensor, k: int = 5000, batch_size: int = 100,
 
 
 @torch.no_grad()
-def evaluate_elbo(model, x: torch.Tensor, num_samples: int = 16, batch_size: int = 1000,
+def evaluate_elbo(model: VAE, x: torch.Tensor, num_samples: int = 16, batch_size: int = 1000,
                   generator: torch.Generator | None = None) -> dict[str, float]:
     """Mean ELBO, reconstruction term and KL over ``x`` (nats per example)."""
     was_training = model.training
@@ -211,7 +215,7 @@ def evaluate_elbo(model, x: torch.Tensor, num_samples: int = 16, batch_size: int
 
 
 @torch.no_grad()
-def posterior_means(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+def posterior_means(model: VAE, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """``E_q[z|x]`` for every row of ``x``, shape (N, L)."""
     device = next(model.parameters()).device
     if x.shape[0] == 0:  # e.g. a process with no rows of a small set
@@ -226,7 +230,7 @@ def active_units(means: torch.Tensor, threshold: float = 0.01) -> int:
 
 
 @torch.no_grad()
-def elbo_block_sums(model, x: torch.Tensor, num_samples: int = 16, batch_size: int = 100,
+def elbo_block_sums(model: VAE, x: torch.Tensor, num_samples: int = 16, batch_size: int = 100,
                     seed: int = 0, first_index: int = 0) -> torch.Tensor:
     """Per-block sums of (ELBO, recon, KL) over examples, shape (blocks, 3), float64; block
     ``b`` draws its noise from :func:`block_noise` keyed by its global index."""
@@ -244,7 +248,7 @@ def elbo_block_sums(model, x: torch.Tensor, num_samples: int = 16, batch_size: i
     return sums
 
 
-def evaluate(model, x: torch.Tensor, k: int = 5000, batch_size: int = 100, seed: int = 0,
+def evaluate(model: VAE, x: torch.Tensor, k: int = 5000, batch_size: int = 100, seed: int = 0,
              elbo_samples: int = 16, progress: bool = False,
              refine_steps: int = 0) -> dict[str, Any]:
     """Everything ``reparam evaluate`` reports, in nats (NLL = -log p(x), positive):

@@ -148,7 +148,7 @@ def _validate(spec: dict[str, Any], data_dim: int, image_shape) -> dict[str, Any
     return s
 
 
-def build_model(spec: dict[str, Any], data_dim: int, image_shape=None) -> VAE:
+def build_model(spec: dict[str, Any], data_dim: int, image_shape: Sequence[int] | None = None) -> VAE:
     """A :class:`VAE` from ``spec`` (options and defaults: :data:`DEFAULTS`)."""
     s = _validate(dict(spec), int(data_dim), image_shape)
     likelihood = LIKELIHOODS[s["likelihood"]]()

@@ -109,13 +109,15 @@ class FlowPosterior:
             total = total + logdet
         return z, total
 
-    def rsample_with_log_prob(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
+    def rsample_with_log_prob(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                              noise: NoiseSource | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         z0 = self.base.rsample(sample_shape, noise=noise)
         log_q0 = self.base.log_prob(z0).sum(-1)
         z, logdet = self._push(z0)
         return z, log_q0 - logdet
 
-    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                noise: NoiseSource | None = None) -> torch.Tensor:
         return self.rsample_with_log_prob(sample_shape, noise)[0]
 
     @property

@@ -28,7 +28,7 @@ from torch.distributions import (
 class Likelihood(nn.Module):
     params_per_dim = 1
 
-    def forward(self, params: torch.Tensor):
+    def forward(self, params: torch.Tensor) -> torch.distributions.Distribution:
         raise NotImplementedError
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -172,7 +172,7 @@ class DiscretizedLogistic(Distribution):
         """``loc`` clamped to [0, 1]: the mode's bin up to rounding (a point for pictures)."""
         return self.loc.clamp(0.0, 1.0)
 
-    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> torch.Tensor:
         """A logistic draw ``m + s (log u - log(1 - u))`` rounded to the grid, clamped to [0, 1]."""
         with torch.no_grad():
             shape = self._extended_shape(torch.Size(sample_shape))

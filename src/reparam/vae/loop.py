@@ -256,7 +256,7 @@ def on_non_finite(run: Run, xb: torch.Tensor) -> bool:
     return True
 
 
-def train_epoch(run: Run, epoch: int, bar) -> float:
+def train_epoch(run: Run, epoch: int, bar: Any) -> float:
     """One pass over the shuffled training rows (or until the time limit, a signal, a stop on
     non-finite steps); returns the mean training ELBO of the finite steps. Sets ``run.state``
     per step: schedules, and the switch to the IWAE bound. Starts at ``progress.epoch_step``

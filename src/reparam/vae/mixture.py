@@ -67,7 +67,8 @@ class DiagonalMixture(Distribution):
     def mean(self) -> torch.Tensor:
         return (torch.softmax(self.logits, -1).unsqueeze(-1) * self.loc).sum(0)
 
-    def sample(self, sample_shape=torch.Size(), generator: torch.Generator | None = None):
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+               generator: torch.Generator | None = None) -> torch.Tensor:
         """Component ``k ~ Categorical(pi)``, then ``m_k + exp(v_k / 2) * eps``."""
         with torch.no_grad():
             n = math.prod(sample_shape)

@@ -32,7 +32,7 @@ class Decoder(nn.Module):
         super().__init__()
         self.net, self.likelihood = net, likelihood
 
-    def forward(self, z: torch.Tensor):
+    def forward(self, z: torch.Tensor) -> torch.distributions.Distribution:
         return self.likelihood(self.net(z))
 
     def log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -78,11 +78,11 @@ class VAE(nn.Module):
         self.prior_module = prior if prior is not None else StandardNormalPrior(latent_dim)
         self.latent_dim = self.prior_module.latent_dim
 
-    def encode(self, x: torch.Tensor):
+    def encode(self, x: torch.Tensor) -> torch.distributions.Distribution:
         """``q(z|x)``: batch shape (B, L) (or (B,) with event (L,) for joint posteriors)."""
         return self.encoder(x)
 
-    def decode(self, z: torch.Tensor):
+    def decode(self, z: torch.Tensor) -> torch.distributions.Distribution:
         """``p(x|z)``: a distribution over x with event shape (D,); ``z`` may have sample dims."""
         return self.decoder(z)
 
@@ -90,7 +90,7 @@ class VAE(nn.Module):
         """``log p(x|z)`` summed over pixels, shape ``z.shape[:-1]`` (fast path of ``decode``)."""
         return self.decoder.log_prob(x, z)
 
-    def prior(self):
+    def prior(self) -> torch.distributions.Distribution:
         """``p(z)`` with event shape (L,)."""
         return self.prior_module()
 

@@ -25,6 +25,7 @@ import functools
 import inspect
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.distributions import Distribution, kl_divergence
@@ -35,6 +36,9 @@ from ..estimators._discrete import sample as draw_discrete
 from ..estimators.stl import log_prob_detached
 from ..noise import NoiseSource
 from .priors import StandardNormalPrior
+
+if TYPE_CHECKING:
+    from .model import VAE
 
 KL_MODES = ("auto", "analytic", "mc")
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -82,15 +86,17 @@ class SampledPosterior:
 
     has_rsample = True
 
-    def __init__(self, q) -> None:
+    def __init__(self, q: Any) -> None:
         self.q, self._last = q, (None, None)
 
-    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                noise: NoiseSource | None = None) -> torch.Tensor:
         z, log_q = self.q.rsample_with_log_prob(sample_shape, noise)
         self._last = (z, log_q)
         return z
 
-    def sample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+               noise: NoiseSource | None = None) -> torch.Tensor:
         with torch.no_grad():
             return self.rsample(sample_shape, noise)
 
@@ -114,14 +120,15 @@ class SampledPosterior:
         return self.q.mean
 
 
-def as_family(q):
+def as_family(q: Any) -> Any:
     """``q`` itself when it is a ``torch.distributions`` family, else a :class:`SampledPosterior`."""
     if isinstance(q, Distribution) or not hasattr(q, "rsample_with_log_prob"):
         return q
     return SampledPosterior(q)
 
 
-def sample_posterior(q, num_samples: int, noise: NoiseSource | None = None):
+def sample_posterior(q: Any, num_samples: int, noise: NoiseSource | None = None) -> tuple[torch.Tensor,
+                     torch.Tensor]:
     """``(z, log q(z|x))`` with ``z`` (S, B, L) reparameterized (detached draws from the noise
     source for a family without ``rsample``, e.g. binary latents) and ``log q`` (S, B)."""
     if hasattr(q, "rsample_with_log_prob"):
@@ -133,7 +140,9 @@ def sample_posterior(q, num_samples: int, noise: NoiseSource | None = None):
     return z, _sum_to(q.log_prob(z), z.dim() - 1)
 
 
-def log_weights(model, x: torch.Tensor, num_samples: int, noise: NoiseSource | None = None):
+def log_weights(model: VAE, x: torch.Tensor, num_samples: int,
+                noise: NoiseSource | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                torch.Tensor, torch.Tensor]:
     """``(log w, log p(x|z), log p(z), log q(z|x), z)``, each (S, B) but ``z``;
     ``log w = log p(x|z) + log p(z) - log q(z|x)``: importance sampling's building block."""
     z, log_q = sample_posterior(model.encode(x), num_samples, noise)
@@ -161,7 +170,7 @@ def _factorized(q, model) -> bool:
     return isinstance(q, Normal) and isinstance(model.prior_module, StandardNormalPrior)
 
 
-def closed_form_kl(q, model) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+def closed_form_kl(q: Any, model: VAE) -> tuple[torch.Tensor, torch.Tensor | None] | None:
     """``(KL (B,), per-dimension KL (B, L) or None)`` in closed form, or None: for a diagonal
     Normal and the standard normal prior ``KL_j = (mu_j^2 + expm1(logvar_j) - logvar_j) / 2``,
     else torch's registered ``kl_divergence`` for the pair when there is one."""
@@ -210,7 +219,7 @@ def check_options(est: Estimator, kl: str, free_bits: float, beta: float = 1.0) 
                          f"free_bits and kl='analytic' need a separate KL (estimator 'pathwise')")
 
 
-def objective(model, x: torch.Tensor, estimator: Estimator | str = "pathwise",
+def objective(model: VAE, x: torch.Tensor, estimator: Estimator | str = "pathwise",
               num_samples: int = 1, beta: float = 1.0, noise: NoiseSource | None = None, *,
               kl: str = "auto", free_bits: float = 0.0) -> Loss:
     """The negative ELBO (or, for a multi-sample estimator, the negative ``num_samples``-sample
@@ -302,7 +311,7 @@ def _bound(model, x, q, est, k, noise) -> Loss:
 
 
 def elbo(
-    model,
+    model: VAE,
     x: torch.Tensor,
     num_samples: int = 1,
     beta: float = 1.0,
@@ -331,7 +340,7 @@ def elbo(
     return objective(model, x, est, num_samples, beta, noise, kl=kl, free_bits=free_bits)
 
 
-def iwae(model, x: torch.Tensor, k: int = 5, noise: NoiseSource | None = None, *,
+def iwae(model: VAE, x: torch.Tensor, k: int = 5, noise: NoiseSource | None = None, *,
          estimator: Estimator | str = "iwae") -> Loss:
     r"""Negative IWAE bound ``-log (1/k) sum_i w_i``, ``w_i = p(x, z_i) / q(z_i|x)``, with ``k``
     importance samples per example and a multi-sample ``estimator``: ``"iwae"`` (pathwise;

@@ -16,6 +16,7 @@ import shutil
 import signal
 import threading
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ def model_spec(config: TrainConfig) -> dict[str, Any]:
     return {key: values[key] for key in MODEL_KEYS}
 
 
-def build_model(config: TrainConfig, data_dim: int, image_shape=None) -> VAE:
+def build_model(config: TrainConfig, data_dim: int, image_shape: Sequence[int] | None = None) -> VAE:
     return factory_build_model(model_spec(config), data_dim, image_shape)
 
 
@@ -435,7 +436,7 @@ class Interrupted(Exception):  # noqa: N818 (what the user did, not a failure)
 
 
 @contextlib.contextmanager
-def catch_signals(run: Run):
+def catch_signals(run: Run) -> Iterator[None]:
     """While the block runs, SIGINT and SIGTERM set ``run.signal`` (the loop stops after the
     current step) instead of stopping the process; the previous handlers come back after.
     Only in the main thread (Python's handlers live there); elsewhere a no-op."""

@@ -45,17 +45,20 @@ class HierarchicalPosterior:
         d_mu, d_logvar = self.lower_shift
         return Normal(q1.loc + d_mu, logvar=q1.logvar + d_logvar, validate_args=False)
 
-    def rsample_with_log_prob(self, sample_shape=torch.Size(), noise: NoiseSource | None = None):
+    def rsample_with_log_prob(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                              noise: NoiseSource | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         z2 = self.top.rsample(sample_shape, noise=noise)            # (S, B, L2)
         q1 = self._lower(z2)
         z1 = q1.rsample(noise=noise)                                # (S, B, L1)
         log_q = self.top.log_prob(z2).sum(-1) + q1.log_prob(z1).sum(-1)
         return torch.cat([z1, z2], -1), log_q
 
-    def rsample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+                noise: NoiseSource | None = None) -> torch.Tensor:
         return self.rsample_with_log_prob(sample_shape, noise)[0]
 
-    def sample(self, sample_shape=torch.Size(), noise: NoiseSource | None = None) -> torch.Tensor:
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
+               noise: NoiseSource | None = None) -> torch.Tensor:
         with torch.no_grad():
             return self.rsample(sample_shape, noise)
 
