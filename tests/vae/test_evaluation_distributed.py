@@ -1,32 +1,19 @@
 """Sharded evaluation: the same numbers on any number of processes (2 gloo ranks by torchrun)."""
 
 import json
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from torchrun_helpers import SRC, TIMEOUT_S  # noqa: F401
+from torchrun_helpers import child_env as _env
+from torchrun_helpers import free_port as _free_port
 
 from reparam.cli import main
 from reparam.vae import VAE
 from reparam.vae.evaluation import elbo_block_sums, log_likelihood
-
-SRC = Path(__file__).resolve().parents[2] / "src"
-TIMEOUT_S = 300
-
-
-def _env() -> dict[str, str]:
-    path = os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:

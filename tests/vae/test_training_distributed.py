@@ -18,28 +18,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from torchrun_helpers import SRC, TIMEOUT_S  # noqa: F401
+from torchrun_helpers import child_env as _env
+from torchrun_helpers import free_port as _free_port
 
 from reparam import runs
 
-SRC = Path(__file__).resolve().parents[2] / "src"
-TIMEOUT_S = 300
 FLAGS = ["--batch-size", "32", "--hidden", "16", "--latent-dim", "2", "--device", "cpu",
          "--quiet"]
 STEPS_PER_EPOCH = 47  # the digits training rows in global batches of 32
 WEIGHT_ATOL = 1e-5
 
 
-def _env() -> dict[str, str]:
-    path = os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _cmd(nproc: int, *args: str, rdzv: list[str] | None = None) -> list[str]:
