@@ -15,6 +15,7 @@ from safetensors import safe_open
 from reparam import runs
 from reparam.estimators import get
 from reparam.vae.bernoulli_latent import BernoulliLatentVAE, elbo, importance_bound, loss
+from reparam.vae.optim import AdamStep, adam
 
 #: Samples per estimate (2 evaluations of f where the estimator allows; REBAR/RELAX use 3
 #: per sample). Multi-sample estimators use --iw-k instead.
@@ -155,9 +156,14 @@ def _build(cfg: RunConfig, data):
     torch.manual_seed(cfg.seed)
     model = BernoulliLatentVAE(data.dim, 200, cfg.arch, train_mean=data.train.mean(0))
     nets = [p for n, p in model.named_parameters() if n != "prior_logits"]
-    opts = [torch.optim.Adam(nets, lr=cfg.lr, foreach=True),
-            torch.optim.SGD([model.prior_logits], lr=cfg.prior_lr)]
+    opts = [adam(nets, cfg.lr), torch.optim.SGD([model.prior_logits], lr=cfg.prior_lr)]
     return model, opts, get(cfg.estimator)
+
+
+def _stepper(opts):
+    """One call that steps every optimizer (the fused Adam through :class:`AdamStep`)."""
+    calls = [AdamStep(opts[0]), *[opt.step for opt in opts[1:]]]
+    return lambda: [call() for call in calls]
 
 
 def _evaluate(model, data, est, cfg: RunConfig, fixed: dict) -> dict:
@@ -192,6 +198,7 @@ def train_run(cfg: RunConfig, data, run_dir: Path):
         state["history"].append({"step": 0, "seconds": 0.0, "objective": math.nan,
                                  **_evaluate(model, data, est, cfg, fixed)})
     window: list[float] = []
+    step_all = _stepper(opts)
     while state["step"] < cfg.steps and (cfg.max_seconds is None
                                          or state["seconds"] < cfg.max_seconds):
         x = data.train[_batches(len(data.train), cfg.batch_size, cfg.seed, state["step"])]
@@ -200,8 +207,7 @@ def train_run(cfg: RunConfig, data, run_dir: Path):
         for opt in opts:
             opt.zero_grad(set_to_none=True)
         objective.backward()
-        for opt in opts:
-            opt.step()
+        step_all()
         state["seconds"] += time.perf_counter() - t0
         state["step"] += 1
         window.append(-float(per.mean()))
@@ -249,10 +255,10 @@ def time_steps(data, arch: str, names: list[str], steps: int, rounds: int, cfg: 
     for name in names:
         c = RunConfig(**{**asdict(cfg), "arch": arch, "estimator": name})
         model, opts, est = _build(c, data)
-        runs_[name] = (model, opts, est, c.num_samples(est))
+        runs_[name] = (model, opts, _stepper(opts), est, c.num_samples(est))
     times: dict[str, list[float]] = {n: [] for n in names}
     for r in range(rounds + 1):  # round 0 warms up (lazy parts, first optimizer step)
-        for name, (model, opts, est, S) in runs_.items():
+        for name, (model, opts, step_all, est, S) in runs_.items():
             t0 = time.perf_counter()
             for s in range(steps):
                 x = data.train[_batches(len(data.train), cfg.batch_size, cfg.seed, s)]
@@ -260,8 +266,7 @@ def time_steps(data, arch: str, names: list[str], steps: int, rounds: int, cfg: 
                 for opt in opts:
                     opt.zero_grad(set_to_none=True)
                 objective.backward()
-                for opt in opts:
-                    opt.step()
+                step_all()
             if r:
                 times[name].append(1e3 * (time.perf_counter() - t0) / steps)
     return {n: sorted(t)[len(t) // 2] for n, t in times.items()}

@@ -150,6 +150,9 @@ class TrainConfig:
     data_dir: str | None = _opt(None, "folder with local data files (else $REPARAM_DATA_DIR)")
     binarize: str | None = _opt(None, "none, threshold or dynamic (resampled every batch); "
                                       "default: the dataset's own (digits: threshold)")
+    mmap: bool | None = _opt(None, "npy: data: --mmap keeps .npy files memory-mapped (each batch, "
+                                   "and each process, reads only its rows), --no-mmap reads them "
+                                   "into memory; unset: mapped from 256 MiB")
     epochs: int = _opt(100, "number of passes over the training set")
     batch_size: int = _opt(64, "examples per gradient step")
     lr: float = _opt(1e-3, "Adam learning rate")

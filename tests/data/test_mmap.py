@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from reparam.data import load_dataset
-from reparam.data.mmap import MappedRows
+from reparam.data.mmap import MappedRows, column_mean, concat_rows
 from reparam.data.user import MMAP_MIN_BYTES, advise_random, load_arrays
 from reparam.parallel import GlobalBatchSampler, split_blocks
 
@@ -141,3 +141,24 @@ def test_sampler_slices_touch_only_their_pages(big_folder):
     assert grown <= len(windows) * window + 2**20, (grown, len(windows))
     assert grown < 0.05 * x.nbytes  # 500 of 24000 rows
     assert advise_random(x.array) and not advise_random(np.zeros(3))
+
+
+def test_take_concat_and_column_mean_read_lazily(tmp_path):
+    x = np.random.default_rng(1).random((40, 6), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    data = load_arrays(tmp_path / "x.npy", binarize="none", seed=0, valid_fraction=0.25, mmap=True)
+    train, valid = data.train, data.valid
+    picked = train.take(torch.tensor([3, 0, 7]))
+    assert isinstance(picked, MappedRows) and torch.equal(picked[:], train[[3, 0, 7]])
+    assert torch.equal(picked.take(np.array([2]))[:], train[[7]])
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        picked.take(np.array([3]))
+    both = concat_rows(train, valid)
+    assert len(both) == len(train) + len(valid)
+    assert torch.equal(both[:], torch.cat([train[:], valid[:]]))
+    assert torch.allclose(column_mean(both), both[:].mean(0), atol=1e-6)
+    assert torch.allclose(column_mean(train, chunk=7), train[:].mean(0), atol=1e-6)
+    np.save(tmp_path / "y.npy", x)
+    other = load_arrays(tmp_path / "y.npy", binarize="none", seed=0, mmap=True).train
+    with pytest.raises(ValueError, match="x.npy.*y.npy|separate files"):
+        concat_rows(train, other)

@@ -1,7 +1,10 @@
 """The training loop: learning happens, runs are reproducible and resumable."""
 
+import numpy as np
+import pytest
 import torch
 
+from reparam.data import load_dataset
 from reparam.runs import read_json
 from reparam.vae import VAE, TrainConfig, elbo, train
 
@@ -136,3 +139,18 @@ def test_iwae_from_rejects_settings_the_bound_lacks():
                 dict(iwae_from=0.5, objective="iwae")):
         with pytest.raises(ValueError, match="iwae_from"):
             TrainConfig(**bad)
+
+
+def test_memory_mapped_data_trains_exactly_as_in_memory(tmp_path):
+    digits = load_dataset("digits")
+    np.save(tmp_path / "train.npy", (digits.train.numpy() * 255).astype(np.uint8))
+    np.save(tmp_path / "test.npy", (digits.test.numpy() * 255).astype(np.uint8))
+    base = dict(dataset=f"npy:{tmp_path}", binarize="threshold", epochs=2, hidden=[16],
+                latent_dim=2, patience=1)  # patience: a validation part carved from the map
+    ram = train(TrainConfig(**base, mmap=False), save=False, progress=False)
+    mapped = train(TrainConfig(**base, mmap=True), save=False, progress=False)
+    keys = ("train_elbo", "test_elbo", "valid_elbo")
+    assert [[r[k] for k in keys] for r in mapped.history] == [[r[k] for k in keys] for r in ram.history]
+    assert mapped.metrics["test_elbo"] == ram.metrics["test_elbo"]
+    with pytest.raises(ValueError, match="npy: data only.*digits"):
+        train(TrainConfig(mmap=True, epochs=1), save=False, progress=False)

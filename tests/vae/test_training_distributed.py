@@ -113,6 +113,22 @@ def test_resume_with_another_world_size_continues_the_trajectory(runs_1_2):
     assert len(runs.read_history(two / "history.csv")) == 4
 
 
+def test_two_processes_train_on_memory_mapped_rows(runs_1_2, tmp_path):
+    """The digits as .npy files, kept mapped (each rank reads its rows of every batch): the
+    trajectory of the in-memory one-process run."""
+    from reparam.data import load_dataset
+
+    digits = load_dataset("digits")
+    for split in ("train", "test"):
+        np.save(tmp_path / f"{split}.npy", getattr(digits, split).numpy() > 0.5)
+    out = tmp_path / "run"
+    _wait(_start(_cmd(2, "--dataset", f"npy:{tmp_path}", "--binarize", "none", "--mmap",
+                      "--epochs", "1", "--out", str(out))))
+    steps, reference = _steps(out), _steps(runs_1_2["one"])[:STEPS_PER_EPOCH]
+    assert np.array_equal(steps[:, 0], reference[:, 0])
+    assert (np.abs(steps[:, 1:] - reference[:, 1:]) / np.abs(reference[:, 1:])).max() < 1e-5
+
+
 @pytest.mark.slow
 def test_resume_one_process_run_with_two(runs_1_2, tmp_path):
     out = tmp_path / "run"

@@ -51,6 +51,7 @@ class MappedRows:
     ``len``, ``shape``, ``dtype``, indexing and ``narrow(0, start, length)``."""
 
     dtype = torch.float32
+    device = torch.device("cpu")  # rows are read into CPU tensors
 
     def __init__(self, array: np.ndarray, source: str, *, rows: np.ndarray | None = None,
                  channels_last: bool = False, threshold: bool = False,
@@ -84,6 +85,15 @@ class MappedRows:
         return MappedRows(array, self.source, rows=rows, channels_last=self.channels_last,
                           threshold=self.threshold, scale=self.scale)
 
+    def take(self, indices: torch.Tensor | np.ndarray) -> MappedRows:
+        """Rows ``indices`` (in that order) without reading them: a lazy ``x[indices]``."""
+        idx = np.asarray(indices.cpu() if isinstance(indices, torch.Tensor) else indices)
+        if idx.ndim != 1 or (len(idx) and (idx.min() < 0 or idx.max() >= len(self))):
+            raise ValueError(f"take: row indices must be a 1-d array in [0, {len(self)})")
+        rows = idx if self.rows is None else self.rows[idx]
+        return MappedRows(self.array, self.source, rows=rows, channels_last=self.channels_last,
+                          threshold=self.threshold, scale=self.scale)
+
     def __getitem__(self, index) -> torch.Tensor:
         if isinstance(index, torch.Tensor):
             index = index.cpu().numpy()
@@ -106,3 +116,26 @@ class MappedRows:
 
     def __repr__(self) -> str:
         return f"MappedRows({self.source}, {len(self)} rows of {self.shape[1]})"
+
+
+def concat_rows(a: MappedRows, b: MappedRows) -> MappedRows:
+    """The rows of ``a`` then those of ``b``, lazily; both must map the same array (the
+    splits of one ``.npy`` file), else a ValueError names the two sources."""
+    if a.array is not b.array:
+        raise ValueError(f"cannot join memory-mapped {a.source} and {b.source} (separate files): "
+                         "load the data with mmap=False, or keep both splits in one .npy file")
+    rows = [np.arange(len(x)) if x.rows is None else x.rows for x in (a, b)]
+    return MappedRows(a.array, a.source, rows=np.concatenate(rows), channels_last=a.channels_last,
+                      threshold=a.threshold, scale=a.scale)
+
+
+def column_mean(x: torch.Tensor | MappedRows, chunk: int = 4096) -> torch.Tensor:
+    """Mean row of ``x`` (float32, ``(D,)``), read ``chunk`` rows at a time from a map."""
+    if isinstance(x, torch.Tensor):
+        return x.float().mean(0)
+    if len(x) == 0:
+        raise ValueError(f"{x.source}: no rows to average")
+    total = torch.zeros(x.shape[1], dtype=torch.float64)
+    for start in range(0, len(x), chunk):
+        total += x[start:start + chunk].double().sum(0)
+    return (total / len(x)).float()

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.distributions import Independent
 
+from ..data.mmap import column_mean
 from ..distributions.discrete import Bernoulli
 from ..noise import MonteCarlo, NoiseSource
 
@@ -80,7 +81,7 @@ def init_from_data(model: nn.Module, train_x: torch.Tensor, eps: float = 1e-3) -
     set-up); other models are left as they are."""
     if not is_discrete(model):
         return
-    mean = train_x.float().mean(0).to(model.encoder.mean)
+    mean = column_mean(train_x).to(model.encoder.mean)
     model.encoder.mean.copy_(mean)
     last = [m for m in model.decoder.net.modules() if isinstance(m, nn.Linear)][-1]
     if last.out_features == mean.numel():

@@ -197,7 +197,7 @@ def _epoch(run: Run, sampler: parallel.GlobalBatchSampler, epoch: int, start: in
             _empty_step(run, sync)
             sums.append(torch.zeros(2, dtype=torch.float64))
         else:
-            xb = run.train_x[idx.to(dev)]
+            xb = run.train_x[idx.to(dev)].to(dev)  # mapped data: this rank's rows only
             if run.data.binarization == "dynamic":
                 u = parallel.ShardedNoise(config.seed, t, part, stream=STREAM_BINARIZE)
                 xb = (u.uniform(xb.shape, xb.dtype, dev) < xb).to(xb.dtype)

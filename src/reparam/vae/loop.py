@@ -278,7 +278,7 @@ def train_epoch(run: Run, epoch: int, bar: Any) -> float:
             progress.iwae_epoch = progress.iwae_epoch or epoch
         state.objective = run.iwae_objective if on_iwae else run.elbo_objective
         state.fused = None if on_iwae else run.fused
-        xb = run.train_x[perm[i * bs:(i + 1) * bs]]
+        xb = run.train_x[perm[i * bs:(i + 1) * bs]].to(run.device)  # mapped rows: read here
         if run.data.binarization == "dynamic":
             xb = torch.bernoulli(xb, generator=run.noise_gen)
         if run.faults:

@@ -28,6 +28,7 @@ from .. import runs, viz
 from .._torch_compat import bf16_supported
 from ..config import ELBO_PHASE, FIXED_ON_RESUME, TrainConfig, parse_duration
 from ..data import Dataset, load_dataset
+from ..data.mmap import MappedRows, concat_rows
 from ..errors import CorruptFileError
 from ..estimators import ESTIMATORS, Estimator
 from ..noise import MonteCarlo
@@ -116,6 +117,11 @@ def load_data(config: TrainConfig) -> Dataset:
         kwargs["data_dir"] = config.data_dir
     if config.binarize is not None:
         kwargs["binarize"] = config.binarize
+    if config.mmap is not None:
+        if not config.dataset.startswith(("npy:", "npz:")):
+            raise ValueError(f"mmap={config.mmap} applies to npy: data only, not dataset "
+                             f"{config.dataset!r}")
+        kwargs["mmap"] = config.mmap
     return load_dataset(config.dataset, **kwargs)
 
 
@@ -132,13 +138,16 @@ class TrainResult:
 def split_data(config: TrainConfig, data: Dataset) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Training rows and validation rows (``None`` when no validation is needed or possible)."""
     train_x, valid_x = data.train, data.valid
+    mapped = isinstance(train_x, MappedRows)  # memory-mapped rows stay lazy
     if config.train_on == "train+valid":
         if valid_x is None:
             raise ValueError(f"train_on='train+valid' but dataset {data.name!r} has no validation split")
-        return torch.cat([train_x, valid_x]), None
+        return (concat_rows(train_x, valid_x) if mapped else torch.cat([train_x, valid_x])), None
     if valid_x is None and config.patience is not None:  # carve a seeded 10% for early stopping
         perm = torch.randperm(train_x.shape[0], generator=torch.Generator().manual_seed(config.seed))
         cut = train_x.shape[0] // 10
+        if mapped:
+            return train_x.take(perm[cut:]), train_x.take(perm[:cut])
         return train_x[perm[cut:]], train_x[perm[:cut]]
     return train_x, valid_x
 
@@ -170,14 +179,17 @@ def resolve_config(config: TrainConfig | None, resume: str | Path | None,
 
 
 def _splits(config: TrainConfig, data: Dataset, device: torch.device):
-    """``(data, train_x, valid_x, test_x)`` on ``device``; dynamic binarization trains on the
-    pixel probabilities (binarized every batch)."""
+    """``(data, train_x, valid_x, test_x)`` on ``device`` (memory-mapped splits stay mapped:
+    each batch reads its rows); dynamic binarization trains on the pixel probabilities
+    (binarized every batch)."""
     if data.binarization == "dynamic":
         if data.train_probs is None:
             raise ValueError(f"dataset {data.name!r} has no grayscale values for dynamic binarization")
         data = dataclasses.replace(data, train=data.train_probs)
     train_x, valid_x = split_data(config, data)
-    return data, train_x.to(device), valid_x, data.test.to(device)
+    def on_device(x):
+        return x if isinstance(x, MappedRows) else x.to(device)
+    return data, on_device(train_x), valid_x, on_device(data.test)
 
 
 def select_fused(config: TrainConfig, model: VAE) -> FusedELBOStep | None:
@@ -209,7 +221,8 @@ def _probe(config: TrainConfig, model: VAE, x: torch.Tensor) -> None:
     with torch.no_grad():
         for fn in objectives(config):
             if fn is not None:
-                fn(model, x[:2], 1.0, MonteCarlo(torch.Generator(x.device).manual_seed(0)))
+                device = next(model.parameters()).device
+                fn(model, x[:2].to(device), 1.0, MonteCarlo(torch.Generator(device).manual_seed(0)))
 
 
 def _tensorboard(run_dir: Path | None, enabled: bool):
@@ -322,7 +335,7 @@ def _materialize(run: Run) -> None:
     optimizers) so that the checkpoint's values can be loaded into them."""
     noise = MonteCarlo(torch.Generator(run.device).manual_seed(0))
     fn = run.iwae_objective or run.elbo_objective  # the one that holds the run's estimator
-    fn(run.model, run.train_x[:2], 1.0, noise)
+    fn(run.model, run.train_x[:2].to(run.device), 1.0, noise)
     run.model.zero_grad(set_to_none=True)
 
 
