@@ -2,14 +2,23 @@
 
 import math
 
+import pytest
 import torch
 from torch import nn
 from torch.distributions import Independent, MultivariateNormal
 from torch.distributions import Normal as TorchNormal
 
 from reparam.noise import MonteCarlo
+from reparam.parallel import split_blocks
 from reparam.vae import VAE
-from reparam.vae.evaluation import active_units, evaluate, log_importance_weights, log_likelihood
+from reparam.vae.evaluation import (
+    active_units,
+    elbo_block_sums,
+    evaluate,
+    evaluate_elbo,
+    log_importance_weights,
+    log_likelihood,
+)
 from reparam.vae.model import Decoder
 from reparam.vae.priors import StandardNormalPrior
 
@@ -169,3 +178,19 @@ def test_refining_a_two_layer_posterior_raises_its_elbo():
     assert float(gain.min()) > 0.1 and float(gain.mean()) > 0.2, gain  # every row gains
     ll = log_likelihood(model, x, k=200, refine_steps=20, generator=torch.Generator().manual_seed(1))
     assert torch.isfinite(ll).all()
+
+
+def test_evaluate_elbo_is_the_same_for_any_split_into_blocks():
+    """Every block's noise is keyed by its global index: two ranks' halves (block-aligned, as
+    :func:`split_blocks` gives them) sum to the one-process result."""
+    model = VAE(64, latent_dim=3, hidden=(16,))
+    x = (torch.rand(53, 64) > 0.5).float()
+    whole = evaluate_elbo(model, x, num_samples=4, batch_size=10, seed=5)
+    halves = [split_blocks(53, 10, rank=r, world=2) for r in (0, 1)]
+    sums = sum(elbo_block_sums(model, x[p.start:p.stop], 4, 10, 5, p.start).sum(0) for p in halves)
+    assert [whole[k] for k in ("elbo", "recon", "kl")] == pytest.approx((sums / 53).tolist(),
+                                                                         rel=1e-12)
+    assert whole["elbo"] == pytest.approx(-(whole["recon"] + whole["kl"]), rel=1e-6)  # float32
+    assert evaluate_elbo(model, x, 4, 10, seed=6)["elbo"] != whole["elbo"]  # the seed matters
+    with pytest.raises(ValueError, match="no rows"):
+        evaluate_elbo(model, x[:0])

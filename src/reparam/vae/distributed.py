@@ -51,6 +51,7 @@ from .training import (
     TrainResult,
     checkpoint,
     end_epoch,
+    final_elbos,
     finish,
     model_spec,
     resolve_config,
@@ -305,7 +306,8 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
             run.config = config
             _broadcast_model(run.model)
             status = _loop(run, stop, progress)
-            result = finish(run) if status == 0 and parallel.is_main() else None
+            final = final_elbos(run) if status == 0 else None  # sharded: every rank
+            result = finish(run, final) if status == 0 and parallel.is_main() else None
             parallel.barrier()
             return result, status
     finally:

@@ -195,23 +195,22 @@ def log_likelihood(model: VAE, x: torch.Tensor, k: int = 5000, batch_size: int =
     return out
 
 
-@torch.no_grad()
-def evaluate_elbo(model: VAE, x: torch.Tensor, num_samples: int = 16, batch_size: int = 1000,
-                  generator: torch.Generator | None = None) -> dict[str, float]:
-    """Mean ELBO, reconstruction term and KL over ``x`` (nats per example)."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    noise = MonteCarlo(generator)
-    totals = {"elbo": 0.0, "recon": 0.0, "kl": 0.0}
-    for start in range(0, x.shape[0], batch_size):
-        xb = x[start:start + batch_size].to(device)
-        out = elbo(model, xb, num_samples=num_samples, noise=noise,
-                   estimator=value_estimator(model))
-        for key in totals:
-            totals[key] += float(getattr(out, key)) * xb.shape[0]
-    model.train(was_training)
-    return {key: value / x.shape[0] for key, value in totals.items()}
+def evaluate_elbo(model: VAE, x: torch.Tensor, num_samples: int = 16, batch_size: int = 500,
+                  seed: int = 0) -> dict[str, float]:
+    """Mean ELBO, reconstruction term and KL over ``x`` (nats per example).
+
+    Block ``b`` of ``batch_size`` rows draws its noise keyed by ``(seed, b)``
+    (:func:`elbo_block_sums`). Under ``torchrun`` every rank evaluates its own whole blocks
+    (only those rows of ``x`` are read) and the float64 block sums are gathered exactly, so
+    each rank returns the one-process numbers; call it on every rank."""
+    n = x.shape[0]
+    if n == 0:
+        raise ValueError("evaluate_elbo: x has no rows")
+    part = split_blocks(n, batch_size)
+    blocks = elbo_block_sums(model, x.narrow(0, part.start, part.size), num_samples, batch_size,
+                             seed, part.start)
+    total = gather_rows(blocks, part.start // batch_size, -(-n // batch_size)).sum(0)
+    return dict(zip(("elbo", "recon", "kl"), (total / n).tolist(), strict=True))
 
 
 @torch.no_grad()
@@ -273,14 +272,12 @@ def evaluate(model: VAE, x: torch.Tensor, k: int = 5000, batch_size: int = 100, 
     nll = -gather_rows(ll, part.start, n)
     bound = gather_rows(log_likelihood(model, mine, k=BOUND_K, batch_size=batch_size, seed=seed,
                                        first_index=part.start), part.start, n)
-    blocks = elbo_block_sums(model, mine, elbo_samples, batch_size, seed, part.start)
-    elbo_, recon, kl = (gather_rows(blocks, part.start // batch_size, -(-n // batch_size)).sum(0)
-                        / n).tolist()
+    parts = evaluate_elbo(model, x, elbo_samples, batch_size, seed)
     means = gather_rows(posterior_means(model, mine), part.start, n)
     return {
         "nll": float(nll.mean()), "nll_stderr": float(nll.std() / math.sqrt(n)),
-        "k": k, "refine_steps": refine_steps, "num_examples": int(n), "elbo": elbo_,
-        "recon": recon, "kl": kl, "bound_100": float(bound.mean()),
+        "k": k, "refine_steps": refine_steps, "num_examples": int(n), **parts,
+        "bound_100": float(bound.mean()),
         "active_units": active_units(means),
         "latent_dim": int(model.latent_dim), "units": "nats per example",
     }

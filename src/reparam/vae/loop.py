@@ -172,9 +172,11 @@ class Run:
     def steps_per_epoch(self) -> int:
         return math.ceil(self.train_x.shape[0] / self.config.batch_size)
 
-    def eval_generator(self) -> torch.Generator:
-        """The same evaluation noise every time."""
-        return torch.Generator(self.device).manual_seed(self.config.seed + 2)
+    @property
+    def eval_seed(self) -> int:
+        """The seed of the evaluation noise: the same noise every time (common random numbers
+        across epochs), keyed per block of examples (:func:`~reparam.vae.evaluate_elbo`)."""
+        return self.config.seed + 2
 
 
 def schedules(config: TrainConfig, fraction: float) -> tuple[float, float]:

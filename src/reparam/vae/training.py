@@ -265,7 +265,7 @@ def setup(config: TrainConfig, *, dataset: Dataset | None = None,
     repaired = _restore(run, Path(resume)) if resume is not None else False
     if resume is None:
         run.progress.initial = evaluate_elbo(model, test_x, config.eval_samples,
-                                             generator=run.eval_generator())
+                                             seed=run.eval_seed)
     run.last_good = Snapshot.take(run.progress.epoch, model, optimizer)
     run.fused = state.fused = select_fused(config, model)
     _warn_bf16(config, device)
@@ -357,14 +357,14 @@ def _open_run_dir(config: TrainConfig, resume: str | Path | None) -> tuple[Path,
 
 def end_epoch(run: Run, epoch: int, train_elbo: float) -> dict[str, float]:
     """Evaluate, append the history row, log it, and update early stopping; returns the row."""
-    config, progress, gen = run.config, run.progress, run.eval_generator
-    test = evaluate_elbo(run.model, run.test_x, config.eval_samples, generator=gen())
+    config, progress, seed = run.config, run.progress, run.eval_seed
+    test = evaluate_elbo(run.model, run.test_x, config.eval_samples, seed=seed)
     row = {"epoch": epoch, "train_elbo": train_elbo, "test_elbo": test["elbo"],
            "test_recon": test["recon"], "test_kl": test["kl"], "lr": run.state.lr,
            "beta": run.state.beta, "seconds": progress.elapsed}
     if run.valid_x is not None:
         row["valid_elbo"] = evaluate_elbo(run.model, run.valid_x, config.eval_samples,
-                                          generator=gen())["elbo"]
+                                          seed=seed)["elbo"]
         if row["valid_elbo"] > progress.best:
             progress.best, progress.stale = row["valid_elbo"], 0
             run.best_state = {k: v.clone() for k, v in run.model.state_dict().items()}
@@ -408,16 +408,25 @@ def _keep_last_good(run: Run) -> None:
         p.history = [row for row in p.history if row["epoch"] <= good.epoch]
 
 
-def finish(run: Run) -> TrainResult:
+def final_elbos(run: Run) -> tuple[dict[str, float], dict[str, float]]:
+    """The final model's (train, test) ELBO parts, after restoring the best validation
+    model (early stopping); sharded over torchrun ranks, so call it on every rank."""
+    if run.valid_x is not None and run.config.patience is not None:
+        run.model.load_state_dict(run.best_state)  # early stopping keeps the best validation model
+    samples, seed = run.config.eval_samples, run.eval_seed
+    return (evaluate_elbo(run.model, run.train_x, samples, seed=seed),
+            evaluate_elbo(run.model, run.test_x, samples, seed=seed))
+
+
+def finish(run: Run, final: tuple[dict[str, float], dict[str, float]] | None = None
+           ) -> TrainResult:
     """Restore the best validation model (early stopping), compute the final metrics, write
-    the weights, ``metrics.json`` and the figures."""
-    config, model, p, gen = run.config, run.model, run.progress, run.eval_generator
+    the weights, ``metrics.json`` and the figures. ``final``: :func:`final_elbos` when the
+    caller computed them (every torchrun rank takes part; only rank 0 finishes)."""
+    config, model, p = run.config, run.model, run.progress
     if run.writer is not None:
         run.writer.close()
-    if run.valid_x is not None and config.patience is not None:
-        model.load_state_dict(run.best_state)  # early stopping keeps the best validation model
-    train_final = evaluate_elbo(model, run.train_x, config.eval_samples, generator=gen())
-    test_final = evaluate_elbo(model, run.test_x, config.eval_samples, generator=gen())
+    train_final, test_final = final_elbos(run) if final is None else final
     metrics = {
         "train_elbo": train_final["elbo"], "test_elbo": test_final["elbo"],
         "test_recon": test_final["recon"], "test_kl": test_final["kl"],
