@@ -79,3 +79,19 @@ def test_moderate_samples_match_scipy_and_kl():
 def test_validation():
     with pytest.raises(ValueError, match="concentration0"):
         Beta(torch.tensor(1.0), torch.tensor(-2.0))
+
+
+def test_samples_near_one_keep_their_distance_to_one():
+    """``1 - x`` below the ulp of ``log G_a`` (small shapes pile up at 1): the sample is the
+    correctly rounded ``G_a / (G_a + G_b)`` of the same Gamma draws, not 1 - eps/2."""
+    from reparam.distributions.implicit import log_standard_gamma
+
+    a = torch.full((4000,), 0.01, dtype=torch.float64)
+    x = Beta(a, a).rsample(noise=_gen(3))
+    src = _gen(3)  # replay the two Gamma draws
+    la, lb = (log_standard_gamma(a, torch.Size([4000]), src) for _ in "ab")
+    exact = torch.sigmoid(la - lb)  # 1 / (1 + G_b / G_a), rounded once
+    near_one = (exact > 1 - 1e-14) & (exact < 1 - 2.3e-16)
+    assert int(near_one.sum()) >= 5  # the case is exercised
+    # within one ulp below 1 (1.1e-16); log G_a - logaddexp(...) was off by several
+    torch.testing.assert_close(x[near_one], exact[near_one], rtol=0.0, atol=1.2e-16)

@@ -9,6 +9,7 @@ from torch.distributions.kl import register_kl
 
 from ..noise import NoiseSource
 from ..special import beta_dx_dab
+from ..special.beta import softplus
 from ._base import Reparameterized, TorchDensity, keep_open
 from ._builders import broadcast_params
 from .implicit import implicit_attach, log_standard_gamma
@@ -18,8 +19,8 @@ class Beta(TorchDensity, Reparameterized, td.Beta):
     r"""Beta with density ``x^(a-1) (1-x)^(b-1) / B(a, b)``, ``a = concentration1``,
     ``b = concentration0``.
 
-    ``rsample``: ``x = G_a / (G_a + G_b)`` formed in log space (``log x = log G_a -
-    logaddexp(log G_a, log G_b)``, likewise ``log(1 - x)``), so ``a = 1e-3`` piles samples
+    ``rsample``: ``x = G_a / (G_a + G_b)`` formed in log space (``log x = -softplus(log G_b -
+    log G_a)`` to full precision, likewise ``log(1 - x)``), so ``a = 1e-3`` piles samples
     at 0 and 1 as it should; gradients are the implicit ones of the Beta CDF,
     ``dx/da = -(dI_x/da) / p(x)`` (same for ``b``), accurate to ~1e-11 relative and exactly
     0 for a sample that rounded to 0 or 1. The logs are formed in float64 whatever the dtype:
@@ -70,8 +71,9 @@ class Beta(TorchDensity, Reparameterized, td.Beta):
         log_a = log_standard_gamma(self.concentration1, shape, noise, "Beta", "concentration1")
         log_b = log_standard_gamma(self.concentration0, shape, noise, "Beta", "concentration0")
         log_a, log_b = log_a.double(), log_b.double()  # float32: x and 1 - x stay consistent
-        total = torch.logaddexp(log_a, log_b)
-        log_x, log_y = log_a - total, log_b - total
+        # log x = -log(1 + G_b / G_a) to full precision (log_a - logaddexp rounds to the ulp
+        # of log_a, which for x near 1 is the whole of 1 - x)
+        log_x, log_y = -softplus(log_b - log_a), -softplus(log_a - log_b)
         x = torch.exp(log_x).to(self.concentration1.dtype)
         return implicit_attach(x, (self.concentration1, self.concentration0),
                                lambda x, a, b: beta_dx_dab(log_x, log_y, a, b))

@@ -10,6 +10,11 @@ Regions (no cancellation anywhere, ``psi`` the digamma):
   ``d log x / da = -(S (log x - psi(a+1)) + S') / a``, ``S' = -sum_n t_n H_n``,
   ``H_n = sum_{k<=n} 1/(a+k)``; below ``exp(psi(a+1))`` both terms are negative, above it
   they cancel, and samples whose cancellation exceeds 1e4 (the far upper tail) go to:
+- in the upper tail ``x > a + 1`` (the far tail of small shapes, where the series cancels):
+  Legendre's continued fraction ``Q(a, x) = x^a e^-x / Gamma(a) G``,
+  ``G = 1 / (x + 1 - a - 1 (1 - a) / (x + 3 - a - 2 (2 - a) / ...))`` (modified Lentz),
+  differentiated in ``a`` along its recurrence: ``d log x / da = G (log x - psi(a) + G'/G)``,
+  both terms positive (no cancellation), a few dozen steps;
 - otherwise the integral ``dP/da = int (log t - psi(a)) p(t) dt`` over the side of ``x`` on
   which ``log t - psi(a)`` keeps one sign (below ``exp(psi(a))``: ``[0, x]``; above:
   ``[x, inf)``), in ``v = |log(t / x)|`` with the density ratio
@@ -79,6 +84,41 @@ def _integral(x: torch.Tensor, log_x: torch.Tensor, a: torch.Tensor, upper: bool
     guess = 10.0 / a.sqrt() + 46.0 / a
     j = peak_integral(integrand, L, dL, v_m, guess)
     return j if upper else -j
+
+
+_CF_STEPS = 400
+_CF_CHECK = 4
+
+
+def _upper_cf(x: torch.Tensor, a: torch.Tensor, tol: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(d log x / da, converged)`` from the continued fraction of ``Q(a, x)`` (module
+    docstring), for ``x > a + 1``. Lentz: ``D <- 1 / (b_i + a_i D)``, ``C <- b_i + a_i / C``,
+    ``G *= C D`` with ``a_i = -i (i - a)``, ``b_i = x + 2 i + 1 - a``; the ``a``-derivatives
+    ``D', C'`` follow the same recurrences and ``G'/G = sum (D'/D + C'/C)``."""
+    b = x + 1.0 - a
+    d = 1.0 / b
+    dd = d * d  # db/da = -1
+    c, dc = torch.full_like(x, 1e300), torch.zeros_like(x)
+    g_log, ok = d.clone(), torch.zeros(x.shape, dtype=torch.bool, device=x.device)
+    h = d.clone()
+    delta_tol = max(tol, 2.0 ** -51)
+    for i in range(1, _CF_STEPS + 1):
+        an = (a - i).mul_(i)
+        b = b.add_(2.0)
+        u = torch.addcmul(b, an, d)
+        du = torch.addcmul(d * i - 1.0, an, dd)
+        d = u.reciprocal_()
+        dd = (du * d).mul_(d).neg_()
+        dc = (an * dc).div_(c).div_(c).neg_().add_(i / c).sub_(1.0)
+        c = (an / c).add_(b)
+        delta = d * c
+        step = dd / d + dc / c
+        h.mul_(delta), g_log.add_(step)
+        if i % _CF_CHECK == 0:
+            ok = ((delta - 1).abs_() <= delta_tol) & (step.abs() <= tol * g_log.abs())
+            if bool(ok.all()):
+                break
+    return h * (torch.log(x) - torch.digamma(a) + g_log), ok
 
 
 def _series_dense(x: torch.Tensor, a: torch.Tensor, tol: float):
@@ -178,8 +218,8 @@ def gamma_dlogx_da(log_x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
 
 
 def _dlogx_da_exact(log_x: torch.Tensor, a: torch.Tensor, tol: float) -> torch.Tensor:
-    """The series in blocks of ``BLOCK`` entries, then one integral pass for the rest
-    (flat tensors of one length)."""
+    """The series in blocks of ``BLOCK`` entries, the continued fraction for what is left
+    above ``a + 1``, then one integral pass for the rest (flat tensors of one length)."""
     flat_lx, flat_a = log_x.reshape(-1), a.reshape(-1)
     out = torch.empty_like(flat_lx)
     rest = torch.empty(out.shape, dtype=torch.bool, device=out.device)
@@ -190,6 +230,13 @@ def _dlogx_da_exact(log_x: torch.Tensor, a: torch.Tensor, tol: float) -> torch.T
         j = slice(i, i + BLOCK)
         lx, ra = lx_buf[: flat_lx[j].numel()].copy_(flat_lx[j]), a_buf[: flat_a[j].numel()]
         out[j], rest[j] = _block(lx, ra.copy_(flat_a[j]), tol, runner)
+    tail = rest & (flat_lx > torch.log1p(flat_a.double()))  # x > a + 1: the continued fraction
+    if bool(tail.any()):
+        idx = tail.nonzero().squeeze(1)
+        value, ok = _upper_cf(torch.exp(flat_lx.index_select(0, idx).double()),
+                              flat_a.index_select(0, idx).double(), tol)
+        out.index_copy_(0, idx, value.to(out.dtype))
+        rest.index_fill_(0, idx.masked_select(ok), False)
     if bool(rest.any()):
         idx = rest.nonzero().squeeze(1)
         lx, ra = flat_lx.index_select(0, idx).double(), flat_a.index_select(0, idx).double()
