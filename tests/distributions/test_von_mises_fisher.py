@@ -98,3 +98,32 @@ def test_uniform_prior_density_is_zero_off_the_sphere():
     u = HypersphericalUniform(3, dtype=torch.float64)
     lp = u.log_prob(torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64))
     assert lp[0] == -math.inf and lp[1] == pytest.approx(-math.log(4 * math.pi), rel=1e-12)
+
+
+def test_sphere_s2_closed_form_gradient_matches_quadrature_and_mpmath():
+    """d = 3: ``dw/dkappa`` in closed form equals the quadrature of the general path and a
+    40-digit mpmath derivative of ``F(w) = expm1(kappa s) / expm1(2 kappa)``, ``s = 1 + w``
+    (tiny kappa and w near +-1 included)."""
+    import mpmath
+
+    import reparam.special.von_mises_fisher as V
+
+    def mp_ref(w: float, k: float) -> float:
+        with mpmath.workdps(40):
+            w_, k_ = mpmath.mpf(w), mpmath.mpf(k)
+            cdf = lambda kk: mpmath.expm1(kk * (w_ + 1)) / mpmath.expm1(2 * kk)  # noqa: E731
+            dens = k_ * mpmath.exp(k_ * (w_ + 1)) / mpmath.expm1(2 * k_)
+            return float(-mpmath.diff(cdf, k_) / dens)
+
+    kappas = [1e-7, 1e-3, 0.4, 0.5, 0.7, 5.0, 300.0]
+    ws = [-1 + 1e-12, -0.9, -1e-3, 0.0, 0.3, 0.999, 1 - 1e-9]
+    k = torch.tensor([kk for kk in kappas for _ in ws], dtype=torch.float64)
+    w = torch.tensor(ws * len(kappas), dtype=torch.float64)
+    closed = V.vmf_dw_dkappa(w, k, 3)
+    for wi, ki, gi in zip(w.tolist(), k.tolist(), closed.tolist(), strict=True):
+        if ki * (1 + wi) < 700:
+            assert gi == pytest.approx(mp_ref(wi, ki), rel=1e-14, abs=1e-300)
+    # the general (quadrature) path on moderate points agrees to its own accuracy
+    inner = (k >= 1e-3) & (k <= 300) & (w.abs() < 0.99)
+    general = V.vmf_dw_dkappa_quadrature(w[inner], k[inner], 3)
+    torch.testing.assert_close(general, closed[inner], rtol=1e-10, atol=0.0)
