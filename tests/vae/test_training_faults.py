@@ -30,7 +30,7 @@ def without_seconds(history):
 
 
 def test_resume_with_patience_is_exact(tmp_path):
-    kw = dict(TINY, patience=2, lr=3e-2)
+    kw = dict(TINY, patience=2, lr=1e-1)
     full = train(epochs=40, out=str(tmp_path / "full"), **kw)
     assert full.metrics["stop_reason"] == "early_stopping" and 3 < len(full.history) < 40
     stop = len(full.history)
