@@ -12,7 +12,11 @@ separately, so samples within ``1e-300`` of 0 or 1 keep exact gradients.
 
 Where ``m = min(x, 1 - x) <= 1/2`` and ``(a + b) m <= 40`` the hypergeometric series (for
 ``x > 1/2`` that of ``1 - x ~ Beta(b, a)``) differentiated term by term is used instead,
-unless its two terms cancel by more than 1e4 (it is several times cheaper).
+unless its two terms cancel by more than 1e4 (it is several times cheaper). Past that reach,
+up to ``(a + b) m <= CF_REACH`` and for shapes within a factor ``CF_RATIO``, the same ``F``
+comes from the continued fraction of ``I_x(a, b)`` (the side of ``x`` below
+``(a + 1) / (a + b + 2)``), differentiated in both shapes along its modified-Lentz
+recurrence; entries it does not settle integrate.
 """
 
 from __future__ import annotations
@@ -93,6 +97,94 @@ def _series(lx, a, b, tol: float, runner: SeriesRunner) -> torch.Tensor:
     return runner.run(lx.numel(), step, done, _SERIES_TERMS)
 
 
+CF_REACH = 400.0  # the continued fraction serves (a + b) min(x, 1 - x) up to here ...
+CF_RATIO = 4.0  # ... for shapes within this ratio (it converges slowly for very unequal ones),
+_CF_TERMS = 128  # settling within this many pairs of steps, else the integral
+_CF_ROWS = 17  # x, a, b, c, d, c_a, c_b, d_a, d_b, F, S_a, S_b, |delta - 1|, g_a, g_b, k_a, k_b
+
+
+def _cf_update(rows, aa, aa_a, aa_b, tmp) -> None:
+    """One modified-Lentz step with coefficient ``aa`` (and its shape derivatives):
+    ``d <- 1 / (1 + aa d)``, ``c <- 1 + aa / c``, ``F *= c d``, ``S += d'/d + c'/c``."""
+    _, _, _, c, d, dc_a, dc_b, dd_a, dd_b, f, s_a, s_b, dev, g_a, g_b, _, _ = rows
+    inv_c = torch.reciprocal(c, out=tmp[0])
+    d_new = torch.addcmul(torch.ones_like(d), aa, d).reciprocal_()
+    # dd'/d' = -d' (aa' d + aa dd); dc' = (aa' - aa dc / c) / c
+    for dd, dc, daa, g in ((dd_a, dc_a, aa_a, g_a), (dd_b, dc_b, aa_b, g_b)):
+        ratio = torch.addcmul(daa * d, aa, dd).mul_(d_new).neg_()
+        dd.copy_(ratio * d_new)
+        dc.copy_(torch.addcmul(daa, aa * dc, inv_c, value=-1.0).mul_(inv_c))
+        g.copy_(ratio)
+    c.copy_(torch.addcmul(torch.ones_like(c), aa, inv_c))
+    d.copy_(d_new)
+    g_a.add_(dc_a / c), g_b.add_(dc_b / c)
+    delta = d * c
+    f.mul_(delta), s_a.add_(g_a), s_b.add_(g_b)
+    torch.sub(delta, 1.0, out=dev).abs_()
+
+
+def _cf(x, a, b, k_a, k_b, tol: float, runner: SeriesRunner) -> torch.Tensor:
+    """``(F, F'_a/F, F'_b/F, |last delta - 1|, last g_a, last g_b)`` (rows) of the continued
+    fraction ``I_x(a, b) = x^a y^b / (a B(a, b)) F`` (Numerical Recipes' ``betacf``):
+    ``d_{2m} = m (b - m) x / ((a + 2m - 1)(a + 2m))``, ``d_{2m+1} = -(a + m)(a + b + m) x /
+    ((a + 2m)(a + 2m + 1))``. ``k_a, k_b``: the prefactor's log-derivatives, the scale the
+    convergence test measures the derivative sums against."""
+    state = runner.state(x.numel())
+    rows = state.unbind()
+    rows[0].copy_(x), rows[1].copy_(a), rows[2].copy_(b), rows[15].copy_(k_a), rows[16].copy_(k_b)
+    aa = -(a + b) * x / (a + 1)  # d_1: the first step from c = 1, d = 1
+    rows[3].fill_(1.0), rows[4].copy_(1 / (1 + aa))
+    state[5:7].zero_()
+    d = rows[4]
+    ratio_a = -(aa * (1 / (a + b) - 1 / (a + 1))) * d  # d'/d
+    ratio_b = -(aa / (a + b)) * d
+    rows[7].copy_(ratio_a * d), rows[8].copy_(ratio_b * d)
+    rows[9].copy_(d), rows[10].copy_(ratio_a), rows[11].copy_(ratio_b)
+    state[12:15].fill_(1.0)
+
+    def step(rows, state, m, tmp):
+        xs, ra, rb = rows[0], rows[1], rows[2]
+        e1, e2 = ra + (2 * m - 1), ra + 2 * m
+        den = e1 * e2
+        aa = (rb - m).mul_(xs).mul_(m).div_(den)
+        _cf_update(rows, aa, -aa * (1 / e1 + 1 / e2), xs * m / den, tmp)
+        o1, o2 = e2, ra + (2 * m + 1)
+        am, abm = ra + m, ra + rb + m
+        aa = -(am * abm * xs) / (o1 * o2)
+        _cf_update(rows, aa, aa * (1 / am + 1 / abm - 1 / o1 - 1 / o2), aa / abm, tmp)
+
+    def done(rows, tmp, out):
+        return out.copy_(_settled(*(rows[i] for i in (10, 11, 12, 13, 14, 15, 16)), tol))
+
+    return runner.run(x.numel(), step, done, _CF_TERMS)
+
+
+def _settled(s_a, s_b, dev, g_a, g_b, k_a, k_b, tol: float) -> torch.Tensor:
+    """Converged: the last factor within an ulp of 1 and the last derivative steps below
+    ``tol`` of what they add to (``k + S``)."""
+    ok = dev <= max(tol, 2.0 ** -51)
+    ok &= g_a.abs() <= tol * (s_a + k_a).abs()
+    return ok.logical_and_(g_b.abs() <= tol * (s_b + k_b).abs())
+
+
+def _by_fraction(lx, ly, a, b, tol: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(dx/da, dx/db, settled)`` by the continued fraction on its side of the mean."""
+    mirror = torch.exp(lx) > (a + 1) / (a + b + 2)
+    lx, ly, a, b = (torch.where(mirror, v, u) for u, v in ((lx, ly), (ly, lx), (a, b), (b, a)))
+    psi_ab = torch.digamma(a + b)
+    k_a = lx - torch.digamma(a) + psi_ab - 1 / a
+    k_b = ly - torch.digamma(b) + psi_ab
+    runner = SeriesRunner(_CF_ROWS, slice(9, 15), lx.numel(), lx.device)
+    f, s_a, s_b, dev, g_a, g_b = _cf(torch.exp(lx), a, b, k_a, k_b, tol, runner).unbind()
+    settled = _settled(s_a, s_b, dev, g_a, g_b, k_a, k_b, tol)
+    cancel = torch.maximum((k_a.abs() + s_a.abs()) / (k_a + s_a).abs(),
+                           (k_b.abs() + s_b.abs()) / (k_b + s_b).abs())
+    settled &= cancel <= CANCEL_LIMIT
+    scale = -torch.exp(lx + ly) / a * f
+    d1, d2 = scale * (k_a + s_a), scale * (k_b + s_b)
+    return torch.where(mirror, -d2, d1), torch.where(mirror, -d1, d2), settled
+
+
 def _block(lx, ly, a, b, tol: float, runner: SeriesRunner):
     """The series on one flat float64 block: ``(dx/da, dx/db, entries left to the integral)``.
 
@@ -151,6 +243,14 @@ def beta_dx_dab(log_x: torch.Tensor, log_y: torch.Tensor, a: torch.Tensor,
         j = slice(i, i + step)
         block = (buf[: t[j].numel()].copy_(t[j]) for buf, t in zip(bufs, flat, strict=True))
         da[j], db[j], rest[j] = _block(*block, tol, runner)
+    m = torch.minimum(flat[0], flat[1]).exp() * (flat[2] + flat[3])
+    lo, hi = torch.minimum(flat[2], flat[3]), torch.maximum(flat[2], flat[3])
+    near = rest & (m <= CF_REACH) & (hi <= CF_RATIO * lo)
+    if bool(near.any()):
+        for sel in near.nonzero().squeeze(1).split(step):  # blocks bound the 17-row state
+            d1, d2, ok = _by_fraction(*(t.index_select(0, sel).double() for t in flat), tol)
+            da.index_copy_(0, sel, d1.to(da.dtype)), db.index_copy_(0, sel, d2.to(db.dtype))
+            rest.index_fill_(0, sel.masked_select(ok), False)
     if bool(rest.any()):
         idx = rest.nonzero().squeeze(1)
         lx, ly, ra, rb = (t.index_select(0, idx).double() for t in flat)
