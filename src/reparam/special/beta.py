@@ -245,7 +245,7 @@ def beta_dx_dab(log_x: torch.Tensor, log_y: torch.Tensor, a: torch.Tensor,
         da[j], db[j], rest[j] = _block(*block, tol, runner)
     m = torch.minimum(flat[0], flat[1]).exp() * (flat[2] + flat[3])
     lo, hi = torch.minimum(flat[2], flat[3]), torch.maximum(flat[2], flat[3])
-    near = rest & (m <= CF_REACH) & (hi <= CF_RATIO * lo)
+    near = rest & (m > SERIES_REACH) & (m <= CF_REACH) & (hi <= CF_RATIO * lo)
     if bool(near.any()):
         for sel in near.nonzero().squeeze(1).split(step):  # blocks bound the 17-row state
             d1, d2, ok = _by_fraction(*(t.index_select(0, sel).double() for t in flat), tol)
