@@ -15,6 +15,7 @@ from safetensors import safe_open
 from reparam import runs
 from reparam.estimators import get
 from reparam.vae.bernoulli_latent import BernoulliLatentVAE, elbo, importance_bound, loss
+from reparam.vae.estimator_state import estimator_tensors, load_estimator_tensors
 from reparam.vae.optim import AdamStep, adam
 
 #: Samples per estimate (2 evaluations of f where the estimator allows; REBAR/RELAX use 3
@@ -44,24 +45,6 @@ class RunConfig:
         return NUM_SAMPLES.get(self.estimator, 2)
 
 
-def _walk(obj, prefix: str, out: dict, opts: dict, depth: int = 0) -> None:
-    """Tensors held by an estimator (and its baseline / nets) into ``out`` and its own
-    optimizers into ``opts``, keyed by attribute path."""
-    if depth > 3:
-        return
-    for key, value in vars(obj).items():
-        name = f"{prefix}{key}"
-        if torch.is_tensor(value):
-            out[name] = value
-        elif isinstance(value, torch.nn.Module):
-            for k, t in value.state_dict().items():
-                out[f"{name}.{k}"] = t
-        elif isinstance(value, torch.optim.Optimizer):
-            opts[name] = value
-        elif hasattr(value, "__dict__"):
-            _walk(value, f"{name}.", out, opts, depth + 1)
-
-
 def _optim_tensors(prefix: str, opt: torch.optim.Optimizer) -> dict:
     return {f"{prefix}.{pid}.{key}": torch.as_tensor(value)
             for pid, ps in opt.state_dict()["state"].items() for key, value in ps.items()}
@@ -76,32 +59,11 @@ def _load_optim(prefix: str, opt: torch.optim.Optimizer, tensors: dict) -> None:
     opt.load_state_dict({"state": st, "param_groups": opt.state_dict()["param_groups"]})
 
 
-def _set(obj, path: str, value: torch.Tensor) -> None:
-    *head, last = path.split(".")
-    for i, key in enumerate(head):
-        nxt = getattr(obj, key)
-        if isinstance(nxt, torch.nn.Module):
-            nxt.load_state_dict({".".join(head[i + 1:] + [last]): value}, strict=False)
-            return
-        obj = nxt
-    current = getattr(obj, last)
-    if torch.is_tensor(current) and current.requires_grad:
-        with torch.no_grad():
-            current.copy_(value)
-    else:
-        setattr(obj, last, value)
-
-
 def _save(run_dir: Path, model, opts, est, state: dict) -> None:
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     for i, opt in enumerate(opts):
         tensors.update(_optim_tensors(f"optim{i}", opt))
-    est_tensors: dict = {}
-    est_opts: dict = {}
-    _walk(est, "", est_tensors, est_opts)
-    tensors.update({f"est.{k}": v for k, v in est_tensors.items()})
-    for path, opt in est_opts.items():
-        tensors.update(_optim_tensors(f"estopt.{path}", opt))
+    tensors.update({f"est.{k}": v for k, v in estimator_tensors(est).items()})
     tensors["rng"] = torch.get_rng_state()
     runs.save_weights(run_dir / runs.CHECKPOINT, tensors, {"state": json.dumps(state)})
 
@@ -114,13 +76,7 @@ def _load(run_dir: Path, model, opts, est) -> dict:
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     for i, opt in enumerate(opts):
         _load_optim(f"optim{i}", opt, tensors)
-    for key, value in tensors.items():
-        if key.startswith("est."):
-            _set(est, key[4:], value)
-    est_opts: dict = {}
-    _walk(est, "", {}, est_opts)
-    for path, opt in est_opts.items():
-        _load_optim(f"estopt.{path}", opt, tensors)
+    load_estimator_tensors(est, {k[4:]: v for k, v in tensors.items() if k.startswith("est.")})
     torch.set_rng_state(tensors["rng"])
     return state
 

@@ -82,7 +82,7 @@ def _bench():
     return discrete_run
 
 
-@pytest.mark.parametrize("name", ["disarm", "relax", "score-nvil"])
+@pytest.mark.parametrize("name", ["disarm", "relax", "rebar", "score-nvil", "score-ema"])
 def test_benchmark_run_resumes_exactly(tmp_path, name):
     """Six steps in one go equal three, a restart from the checkpoint, and three more."""
     run = _bench()
