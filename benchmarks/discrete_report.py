@@ -29,18 +29,28 @@ def _at_seconds(history: list[dict], budget: float, ms: float) -> dict:
     return rows[-1] if rows else history[0]
 
 
+def _variance_rows(history: list[dict], columns: int = 5) -> list[dict]:
+    """At most ``columns`` evaluation rows, evenly spaced from the first to the last."""
+    if len(history) <= columns:
+        return history
+    picks = sorted({round(i * (len(history) - 1) / (columns - 1)) for i in range(columns)})
+    return [history[i] for i in picks]
+
+
 def _steps_table(arch: str, rows: dict, cfg: dict, timing: dict | None) -> list[str]:
+    marks = [h["step"] for h in _variance_rows(next(iter(rows.values()))["history"])]
     out = [f"\n### {arch}: same number of steps ({cfg['steps']}, batch {cfg['batch_size']})\n",
            "| estimator | train ELBO (all 50k) | test bound k=" + str(cfg["bound_k"])
            + f" ({cfg.get('bound_examples') or 10000} imgs) | test NLL k={cfg['nll_k']} "
            f"({cfg['nll_examples']} imgs) | "
-           + " | ".join(f"log10 enc. var @ {r['step']}" for r in next(iter(rows.values()))
-                        ["history"]) + " | ms / step | steps / s | vs rloo |",
-           "|---" * (7 + len(next(iter(rows.values()))["history"])) + "|"]
+           + " | ".join(f"log10 enc. var @ {step}" for step in marks)
+           + " | ms / step | steps / s | vs rloo |",
+           "|---" * (7 + len(marks)) + "|"]
     ref_ms = _ms(rows["rloo"], timing, "rloo") if "rloo" in rows else math.nan
     for name, r in rows.items():
         ms = _ms(r, timing, name)
-        var = " | ".join(f"{h['log10_encoder_var']:.2f}" for h in r["history"])
+        by_step = {h["step"]: h["log10_encoder_var"] for h in r["history"]}
+        var = " | ".join(f"{by_step[s]:.2f}" if s in by_step else "" for s in marks)
         out.append(f"| {name} | {r['train_elbo']:.2f} | {r['test_bound']:.2f} | "
                    f"{r['test_nll']:.2f} | {var} | {ms:.1f} | {1e3 / ms:.0f} | {ms / ref_ms:.2f} |")
     return out

@@ -102,3 +102,12 @@ def test_benchmark_run_resumes_exactly(tmp_path, name):
     metrics = run.final_eval(resumed, data, tmp_path / "split", bound_k=5, nll_k=10,
                              nll_examples=5, seed=0)
     assert all(math.isfinite(v) for v in metrics.values())
+
+
+def test_benchmark_report_picks_evenly_spaced_variance_columns():
+    _bench()
+    import discrete_report
+    history = [{"step": s, "log10_encoder_var": -s / 1e3} for s in range(0, 2001, 100)]
+    picked = [h["step"] for h in discrete_report._variance_rows(history)]
+    assert picked == [0, 500, 1000, 1500, 2000]
+    assert discrete_report._variance_rows(history[:3]) == history[:3]
