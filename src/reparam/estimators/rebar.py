@@ -44,16 +44,21 @@ class _Coupling:
 
 class _BernoulliCoupling(_Coupling):
     r"""``z = phi + logit(u)``, ``b = 1[z > 0]``; ``z~ = phi + logit(u~)`` with ``u~ =
-    1 - theta + v theta`` (``b = 1``) or ``v (1 - theta)`` (``b = 0``), ``theta = sigmoid(phi)``."""
+    1 - theta + v theta`` (``b = 1``) or ``v (1 - theta)`` (``b = 0``), ``theta = sigmoid(phi)``.
+
+    In log space, ``log sigma(+-phi)`` and ``logaddexp`` for the sums (``1 - u~ = theta (1 - v)``
+    for ``b = 1``, ``(1 - v) + v theta`` for ``b = 0``): finite values and gradients where
+    ``theta`` rounds to 0 or 1 (a float32 logit of 17)."""
 
     def sample(self, phi, u):
         z = phi + torch.log(u) - torch.log1p(-u)
         return (z > 0).to(phi.dtype), z
 
     def conditional(self, phi, b, v):
-        theta = torch.sigmoid(phi)
-        one = torch.log1p(-theta * (1 - v)) - F.logsigmoid(phi) - torch.log1p(-v)
-        zero = torch.log(v) + F.logsigmoid(-phi) - torch.log1p(-v * (1 - theta))
+        log_on, log_off = F.logsigmoid(phi), F.logsigmoid(-phi)
+        log_v, log_1mv = torch.log(v), torch.log1p(-v)
+        one = torch.logaddexp(log_off, log_on + log_v) - log_on - log_1mv
+        zero = log_v + log_off - torch.logaddexp(log_1mv, log_v + log_on)
         return phi + torch.where(b > 0, one, zero)
 
     def relax(self, z, lam):
@@ -65,7 +70,8 @@ class _BernoulliCoupling(_Coupling):
 
 class _OneHotCoupling(_Coupling):
     r"""``z = log theta + g``, ``b = onehot(argmax z)``; ``z~_b = -log(-log v_b)``,
-    ``z~_i = -log(-log v_i / theta_i - log v_b)`` for ``i != b`` (Tucker et al. 2017, app.)."""
+    ``z~_i = -log(-log v_i / theta_i - log v_b)`` for ``i != b`` (Tucker et al. 2017, app.),
+    as ``-logaddexp(log(-log v_i) - log theta_i, log(-log v_b))``."""
 
     def sample(self, phi, u):
         z = torch.log_softmax(phi, -1) + gumbel(u)
@@ -73,8 +79,10 @@ class _OneHotCoupling(_Coupling):
 
     def conditional(self, phi, b, v):
         log_theta = torch.log_softmax(phi, -1)
-        log_vb = (torch.log(v) * b).sum(-1, keepdim=True)
-        other = -torch.log(-torch.log(v) * torch.exp(-log_theta) - log_vb)
+        neg_log_v = -torch.log(v)
+        log_vb = (torch.log(neg_log_v) * b).sum(-1, keepdim=True)  # log(-log v_b)
+        # -log(-log v_i / theta_i - log v_b), as a logaddexp: finite for theta_i -> 0
+        other = -torch.logaddexp(torch.log(neg_log_v) - log_theta, log_vb)
         return torch.where(b > 0, gumbel(v), other)
 
     def relax(self, z, lam):
