@@ -109,6 +109,10 @@ def figures(result: dict, out_dir: Path) -> list[Path]:
                 xs = [x["step"] if key == "step" else x["step"] * ms / 1e3 for x in h]
                 ax.plot(xs, [x["train_elbo_5k"] for x in h], marker=".", label=name,
                         color=f"C{i % 10}", ls="-" if i < 10 else "--")
+            later = [x["train_elbo_5k"] for r in entry["steps"].values()
+                     for x in r["history"] if x["step"] > 0]
+            if later and math.isfinite(min(later)):  # the start (-213) would flatten the rest
+                ax.set_ylim(bottom=min(later) - 2.0)
             ax.set_xlabel(label)
             ax.set_ylabel("train ELBO (5k subset, nats)")
             ax.set_title(arch)
