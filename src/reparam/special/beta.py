@@ -97,7 +97,7 @@ def _series(lx, a, b, tol: float, runner: SeriesRunner) -> torch.Tensor:
     return runner.run(lx.numel(), step, done, _SERIES_TERMS)
 
 
-CF_REACH = 3000.0  # the continued fraction serves (a + b) min(x, 1 - x) up to here ...
+CF_REACH = 400.0  # the continued fraction serves (a + b) min(x, 1 - x) up to here ...
 CF_RATIO = 4.0  # ... for shapes within this ratio (it converges slowly for very unequal ones),
 _CF_TERMS = 128  # settling within this many pairs of steps, else the integral
 _CF_ROWS = 17  # x, a, b, c, d, c_a, c_b, d_a, d_b, F, S_a, S_b, |delta - 1|, g_a, g_b, k_a, k_b
