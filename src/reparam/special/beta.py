@@ -98,6 +98,8 @@ def _series(lx, a, b, tol: float, runner: SeriesRunner) -> torch.Tensor:
 
 
 CF_REACH = 400.0  # the continued fraction serves (a + b) min(x, 1 - x) up to here ...
+CF_REACH_BULK = 3000.0  # ... and up to here where at least CF_BULK entries qualify (a pass of
+CF_BULK = 4096  # up to 256 Lentz steps is launch-bound: worth it for many entries, not for a few)
 CF_RATIO = 4.0  # ... for shapes within this ratio (it converges slowly for very unequal ones),
 _CF_TERMS = 128  # settling within this many pairs of steps, else the integral
 _CF_ROWS = 17  # x, a, b, c, d, c_a, c_b, d_a, d_b, F, S_a, S_b, |delta - 1|, g_a, g_b, k_a, k_b
@@ -245,7 +247,11 @@ def beta_dx_dab(log_x: torch.Tensor, log_y: torch.Tensor, a: torch.Tensor,
         da[j], db[j], rest[j] = _block(*block, tol, runner)
     m = torch.minimum(flat[0], flat[1]).exp() * (flat[2] + flat[3])
     lo, hi = torch.minimum(flat[2], flat[3]), torch.maximum(flat[2], flat[3])
-    near = rest & (m > SERIES_REACH) & (m <= CF_REACH) & (hi <= CF_RATIO * lo)
+    comparable = rest & (hi <= CF_RATIO * lo) & (m > SERIES_REACH)
+    near = comparable & (m <= CF_REACH)
+    bulk = comparable & (m > CF_REACH) & (m <= CF_REACH_BULK)
+    if int(bulk.sum()) >= CF_BULK:
+        near |= bulk
     if bool(near.any()):
         for sel in near.nonzero().squeeze(1).split(step):  # blocks bound the 17-row state
             d1, d2, ok = _by_fraction(*(t.index_select(0, sel).double() for t in flat), tol)
