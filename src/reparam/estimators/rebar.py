@@ -79,11 +79,11 @@ class _OneHotCoupling(_Coupling):
 
     def conditional(self, phi, b, v):
         log_theta = torch.log_softmax(phi, -1)
-        neg_log_v = -torch.log(v)
-        log_vb = (torch.log(neg_log_v) * b).sum(-1, keepdim=True)  # log(-log v_b)
+        log_e = torch.log(-torch.log(v))  # log(-log v) = -gumbel(v)
+        log_eb = (log_e * b).sum(-1, keepdim=True)
         # -log(-log v_i / theta_i - log v_b), as a logaddexp: finite for theta_i -> 0
-        other = -torch.logaddexp(torch.log(neg_log_v) - log_theta, log_vb)
-        return torch.where(b > 0, gumbel(v), other)
+        other = -torch.logaddexp(log_e - log_theta, log_eb)
+        return torch.where(b > 0, -log_e, other)
 
     def relax(self, z, lam):
         return torch.softmax(z / lam, -1)

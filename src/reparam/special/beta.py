@@ -98,11 +98,13 @@ def _series(lx, a, b, tol: float, runner: SeriesRunner) -> torch.Tensor:
 
 
 CF_REACH = 400.0  # the continued fraction serves (a + b) min(x, 1 - x) up to here ...
-CF_REACH_BULK = 3000.0  # ... and up to here where at least CF_BULK entries qualify (a pass of
-CF_BULK = 4096  # up to 256 Lentz steps is launch-bound: worth it for many entries, not for a few)
 CF_RATIO = 4.0  # ... for shapes within this ratio (it converges slowly for very unequal ones),
 _CF_TERMS = 128  # settling within this many pairs of steps, else the integral
 _CF_ROWS = 17  # x, a, b, c, d, c_a, c_b, d_a, d_b, F, S_a, S_b, |delta - 1|, g_a, g_b, k_a, k_b
+# Up to CF_REACH_BULK too where at least CF_BULK entries qualify: a pass of up to 256 Lentz
+# steps is launch-bound, worth it for many entries, not for a few
+CF_REACH_BULK = 3000.0
+CF_BULK = 4096
 
 
 def _cf_update(rows, aa, aa_a, aa_b, tmp) -> None:
