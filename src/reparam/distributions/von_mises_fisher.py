@@ -142,8 +142,9 @@ class VonMisesFisher(Reparameterized):
             return k * w + m * torch.log1p(-xx * w) - cc
 
         b = self._wood(kappa)[0]
-        log_q = lambda w: kappa * w + (m - 2) / 2 * torch.log1p(-w * w) \
-            - log_iv(self._nu, kappa) + self._nu * torch.log(kappa)  # noqa: E731 (up to const)
+        k0 = self.concentration  # the normalizer once per batch entry, not per sample
+        log_norm = self._nu * torch.log(k0) - log_iv(self._nu, k0)
+        log_q = lambda w: kappa * w + (m - 2) / 2 * torch.log1p(-w * w) + log_norm  # noqa: E731
         log_dh = lambda eps: torch.log(2 * b) - 2 * torch.log1p(-(1 - b) * eps)  # noqa: E731
         return rejection_rsample(propose, log_accept, lambda e: h(e, b), log_q, log_dh, shape,
                                  noise, "VonMisesFisher")
@@ -157,9 +158,9 @@ class VonMisesFisher(Reparameterized):
         e1[..., 0] = 1
         u = e1 - self.loc
         uu = (u * u).sum(-1, keepdim=True)
-        safe = uu > 1e-20
-        proj = (u * x).sum(-1, keepdim=True) * 2 / torch.where(safe, uu, torch.ones_like(uu))
-        return torch.where(safe, x - proj * u, x)
+        # x - 2 (u.x / u.u) u; mu = e_1 (u = 0): the identity, by a zero coefficient
+        coef = torch.where(uu > 1e-20, 2 / uu.clamp_min(1e-20), torch.zeros_like(uu))
+        return x - ((u * x).sum(-1, keepdim=True) * coef) * u
 
     def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
                 noise: NoiseSource | None = None) -> torch.Tensor:

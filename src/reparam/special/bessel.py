@@ -5,7 +5,9 @@ half-integer (``nu = d/2 - 1`` on the sphere ``S^{d-1}``).
 ``A_nu(x)`` is Gauss's continued fraction ``x / (2(nu+1) + x^2 / (2(nu+2) + ...))``,
 evaluated bottom-up from depth ``40 + 8 sqrt(max x)`` (the neglected tail is below
 ``exp(-depth^2 / x)``). ``log I_nu = log I_nu0 + sum_{k=nu0}^{nu-1} log A_k`` with the
-closed forms ``I_0 = i0e(x) e^x`` and ``I_{1/2} = sqrt(2 / (pi x)) sinh x``. Derivatives:
+closed forms ``I_0 = i0e(x) e^x`` and ``I_{1/2} = sqrt(2 / (pi x)) sinh x``; the ``A_k`` below
+``A_{nu-1}`` (one continued fraction) come from the stable downward recurrence
+``A_{k-1} = x / (2k + x A_k)`` (two kernels an order, not a fraction each). Derivatives:
 ``A_nu' = 1 - A_nu^2 - (2 nu + 1) A_nu / x`` and ``(log I_nu)' = A_nu + nu / x``.
 """
 
@@ -60,11 +62,15 @@ def _log_iv(nu: float, x: torch.Tensor) -> torch.Tensor:
         out = 0.5 * math.log(2 / math.pi) - 0.5 * torch.log(x) + x \
             + torch.log(-torch.expm1(-2 * x)) - math.log(2)
         start = 0.5
-    k = start
-    while k < nu:
-        out = out + torch.log(_ratio(k, x))
-        k += 1.0
-    return out
+    orders = int(nu - start)  # A_start .. A_{nu-1}
+    if orders == 0:
+        return out
+    ratios = torch.empty((orders,) + x.shape, dtype=x.dtype, device=x.device)
+    ratios[-1] = _ratio(nu - 1, x)
+    for i in range(orders - 1, 0, -1):  # A_{k-1} = x / (2k + x A_k), k = start + i
+        torch.div(x, torch.addcmul(torch.full_like(x, 2 * (start + i)), x, ratios[i]),
+                  out=ratios[i - 1])
+    return out + ratios.log_().sum(0)
 
 
 class _LogIv(torch.autograd.Function):
