@@ -28,18 +28,20 @@ _EVALS = 32000  # integrand values per evaluation: in cache, under torch's paral
 
 
 @cache
-def _rule(dtype: torch.dtype, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _rule(dtype: torch.dtype, device: str, nodes: int = _NODES
+          ) -> tuple[torch.Tensor, torch.Tensor]:
     """Gauss-Legendre nodes / weights on [0, 1]."""
-    x, w = np.polynomial.legendre.leggauss(_NODES)
+    x, w = np.polynomial.legendre.leggauss(nodes)
     t = torch.tensor((x + 1) / 2, dtype=torch.float64)
     u = torch.tensor(w / 2, dtype=torch.float64)
     return t.to(dtype=dtype, device=device), u.to(dtype=dtype, device=device)
 
 
-def _reach(L: Callable, dL: Callable, v_m: torch.Tensor, sign: float, limit: torch.Tensor,
-           guess: torch.Tensor, drop: float = DROP, top: torch.Tensor | None = None,
+def _reach(L: Callable, dL: Callable, v_m: torch.Tensor, sign: torch.Tensor, limit: torch.Tensor,
+           guess: torch.Tensor, drop: float | torch.Tensor = DROP, top: torch.Tensor | None = None,
            steps: int = 10, margin: float = 1.25) -> torch.Tensor:
-    """Distance ``D`` from the peak where ``L(v_m + sign D) = L(v_m) - drop`` (capped at ``limit``)."""
+    """Distance ``D`` from the peak where ``L(v_m + sign D) = L(v_m) - drop`` (capped at
+    ``limit``); ``sign``, ``limit``, ``guess`` and ``drop`` broadcast (several reaches at once)."""
     top = L(v_m) if top is None else top
     d = torch.minimum(guess, limit).clamp_min(1e-300)
     for _ in range(steps):
@@ -54,44 +56,59 @@ def _reach(L: Callable, dL: Callable, v_m: torch.Tensor, sign: float, limit: tor
     return torch.minimum(d * margin, limit)
 
 
+def _side(integrand: Callable, v_m: torch.Tensor, sign: float, far: torch.Tensor,
+          mids: torch.Tensor, rule: tuple[torch.Tensor, torch.Tensor]) -> list[torch.Tensor]:
+    """Gauss-Legendre over the panels of one side: ends at the drops ``mids``, ``far``, the
+    first panel's fractions and geometric fractions of ``far`` (sorted union)."""
+    nodes, weights = rule
+    ends = [mids[0] * f for f in _INNER[1:-1]] + list(mids.unbind()) + [far]
+    ends = torch.stack(ends + [far * f for f in _GEOMETRIC]).sort(dim=0).values
+    lo = torch.cat([torch.zeros_like(far)[None], ends[:-1]])
+    width = ends - lo
+    # (panels, nodes) blocks of at most _EVALS integrand values per evaluation
+    n_nodes = nodes.numel()
+    fit = max(1, _EVALS // max(v_m.numel(), 1))
+    group, per = (fit // n_nodes, n_nodes) if fit >= n_nodes else (1, fit)
+    shape = (-1,) + (1,) * v_m.dim()
+    total = None
+    for k in range(0, ends.shape[0], group):
+        start, w_k = lo[k:k + group, None], width[k:k + group, None]
+        for j in range(0, n_nodes, per):
+            t, w = nodes[j:j + per].view(shape), weights[j:j + per].view(shape)
+            f = integrand(v_m + sign * (start + t * w_k))
+            f = f if isinstance(f, tuple) else (f,)
+            wts = w * w_k
+            step = [(wts * fi).sum((0, 1)) for fi in f]
+            total = step if total is None else [a + b for a, b in zip(total, step, strict=True)]
+    return total
+
+
 def peak_integral(integrand: Callable, L: Callable, dL: Callable, v_m: torch.Tensor,
-                  guess: torch.Tensor, upper: torch.Tensor | None = None
+                  guess: torch.Tensor, upper: torch.Tensor | None = None, nodes: int = _NODES
                   ) -> torch.Tensor | tuple[torch.Tensor, ...]:
     """``int_0^upper integrand(v) dv`` for ``integrand = s exp(L)`` peaked at ``v_m``.
 
-    ``L`` and ``dL`` give the log ratio and its derivative; ``guess`` is a rough width.
-    ``upper`` (default infinity) bounds the domain. ``integrand`` may return a tuple of
-    tensors (several scores sharing one ``exp(L)``); the result is then a tuple too.
-    A side of the peak of zero length everywhere (a monotone integrand) costs nothing.
+    ``L`` and ``dL`` give the log ratio and its derivative; ``guess`` is a rough width;
+    ``upper`` (default infinity) bounds the domain; ``nodes`` Gauss-Legendre nodes a panel.
+    ``integrand`` may return a tuple of tensors (several scores sharing one ``exp(L)``); the
+    result is then a tuple too. The Newton reaches of both sides and all drops run stacked
+    (few kernels); a side of zero length everywhere (a monotone integrand) costs no panels.
     """
-    inf = torch.full_like(v_m, float("inf"))
-    upper = inf if upper is None else upper
-    nodes, weights = _rule(v_m.dtype, str(v_m.device))
+    upper = torch.full_like(v_m, float("inf")) if upper is None else upper
+    rule = _rule(v_m.dtype, str(v_m.device), nodes)
     top = L(v_m)
+    lead = (1,) * v_m.dim()
+    signs = torch.tensor([1.0, -1.0], dtype=v_m.dtype, device=v_m.device).view((2,) + lead)
+    limits = torch.stack(torch.broadcast_tensors(upper - v_m, v_m))
+    far = _reach(L, dL, v_m, signs, limits, guess, top=top)  # (2,) + shape
+    drops = torch.tensor(_DROPS[:-1], dtype=v_m.dtype, device=v_m.device).view((1, -1) + lead)
+    mids = _reach(L, dL, v_m, signs[:, None], far[:, None], far[:, None] * (drops / DROP).sqrt(),
+                  drop=drops, top=top, steps=4, margin=1.0)  # (2, drops) + shape
     total = None
-    for sign, limit in ((1.0, upper - v_m), (-1.0, v_m)):
-        far = _reach(L, dL, v_m, sign, limit, guess, top=top)
-        if not bool((far > 0).any()):
-            continue
-        ends = [_reach(L, dL, v_m, sign, far, far * (k / DROP) ** 0.5, drop=k, top=top,
-                       steps=4, margin=1.0) for k in _DROPS[:-1]] + [far]
-        ends = [ends[0] * f for f in _INNER[1:-1]] + ends + [far * f for f in _GEOMETRIC]
-        ends = torch.stack(ends).sort(dim=0).values  # the union of both panel families
-        lo = torch.cat([torch.zeros_like(far)[None], ends[:-1]])
-        width = ends - lo
-        # (panels, nodes) blocks of at most _EVALS integrand values per evaluation
-        fit = max(1, _EVALS // max(v_m.numel(), 1))
-        group, per = (fit // _NODES, _NODES) if fit >= _NODES else (1, fit)
-        shape = (-1,) + (1,) * v_m.dim()
-        for k in range(0, ends.shape[0], group):
-            start, w_k = lo[k:k + group, None], width[k:k + group, None]
-            for j in range(0, _NODES, per):
-                t, w = nodes[j:j + per].view(shape), weights[j:j + per].view(shape)
-                f = integrand(v_m + sign * (start + t * w_k))
-                f = f if isinstance(f, tuple) else (f,)
-                wts = w * w_k
-                step = [(wts * fi).sum((0, 1)) for fi in f]
-                total = step if total is None else [a + b for a, b in zip(total, step, strict=True)]
+    for i, sign in enumerate((1.0, -1.0)):
+        if bool((far[i] > 0).any()):
+            part = _side(integrand, v_m, sign, far[i], mids[i], rule)
+            total = part if total is None else [a + b for a, b in zip(total, part, strict=True)]
     if total is None:
         probe = integrand(v_m)
         total = [torch.zeros_like(p) for p in (probe if isinstance(probe, tuple) else (probe,))]
