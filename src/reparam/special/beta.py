@@ -21,6 +21,8 @@ recurrence; entries it does not settle integrate.
 
 from __future__ import annotations
 
+from itertools import product
+
 import torch
 
 from .quadrature import peak_integral
@@ -32,7 +34,7 @@ def softplus(u: torch.Tensor) -> torch.Tensor:
     return u.clamp_min(0.0) + torch.log1p(torch.exp(-u.abs()))
 
 
-def _side(lx, ly, a, b, upper: bool):
+def _side(lx, ly, a, b, upper: bool, nodes: int | None = None):
     """``int`` over ``u >= u_x`` (upper) or ``u <= u_x`` of ``(s_a, s_b) exp(L(u)) du``.
 
     ``log t = -softplus(-u)`` and ``log(1 - t) = log t - u``: one ``softplus`` per node.
@@ -61,9 +63,12 @@ def _side(lx, ly, a, b, upper: bool):
 
     v_m = (sign * (torch.log(a / b) - u_x)).clamp_min(0.0)
     guess = 46.0 / torch.minimum(a, b) + 10.0 / (a * b / (a + b)).sqrt()
-    return peak_integral(integrand, L, dL, v_m, guess)
+    return peak_integral(integrand, L, dL, v_m, guess, **({"nodes": nodes} if nodes else {}))
 
 
+# Gauss-Legendre nodes a panel where both shapes are >= 1 (the default 16 elsewhere): the
+# same error as 16 (<= 1.1e-11 vs 40-digit mpmath, shapes 1 .. 1e4, very unequal too)
+NODES_SMOOTH = 10
 SERIES_REACH = 40.0  # the series serves min(x, y) <= 1/2 with (a + b) min(x, y) <= 40 ...
 CANCEL_LIMIT = 1e4  # ... where its cancellation costs < 4 digits; the rest integrates
 _SERIES_TERMS = 600
@@ -267,13 +272,15 @@ def beta_dx_dab(log_x: torch.Tensor, log_y: torch.Tensor, a: torch.Tensor,
         upper_b = ly <= torch.digamma(rb) - psi_ab  # s_b <= 0 on [x, 1]
         xy = torch.exp(lx + ly)
         outs = (torch.zeros_like(lx), torch.zeros_like(lx))
-        for side in (True, False):  # one pass per side, both scores share exp(L)
-            need_a = upper_a if side else ~upper_a
-            need_b = upper_b if side else ~upper_b
-            m = need_a | need_b
+        smooth = torch.minimum(ra, rb) >= 1.0  # no boundary layer: NODES_SMOOTH a panel
+        for side, (group, nodes) in product((True, False), ((smooth, NODES_SMOOTH),
+                                                            (~smooth, None))):
+            need_a = (upper_a if side else ~upper_a) & group
+            need_b = (upper_b if side else ~upper_b) & group
+            m = need_a | need_b  # one pass per side and group, both scores share exp(L)
             if not m.any():
                 continue
-            ja, jb = _side(lx[m], ly[m], ra[m], rb[m], side)
+            ja, jb = _side(lx[m], ly[m], ra[m], rb[m], side, nodes)
             scale = xy[m] if side else -xy[m]
             for out, need, j in ((outs[0], need_a, ja), (outs[1], need_b, jb)):
                 out[need] = (scale * j)[need[m]]
