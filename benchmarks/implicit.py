@@ -305,13 +305,52 @@ def _student_accuracy(dtype, k=4):
     return err
 
 
+def _mp_vmf_dw_dkappa(w, kappa, d):
+    """``dw/dkappa = -(dF/dkappa)(w) / p(w)``: the one-signed integral of the score
+    ``tanh(eta) - A_d`` over the side of ``eta_w = atanh w`` (in ``w = tanh eta``, smooth)."""
+    k, wm = mpmath.mpf(kappa), mpmath.mpf(w)
+    a = mpmath.besseli(mpmath.mpf(d) / 2, k) / mpmath.besseli(mpmath.mpf(d) / 2 - 1, k)
+    e0 = mpmath.atanh(wm)
+    lc0 = mpmath.log(mpmath.cosh(e0))
+
+    def f(e):
+        return (mpmath.tanh(e) - a) * (1 - wm * wm) * mpmath.exp(
+            k * (mpmath.tanh(e) - wm) - (d - 1) * (mpmath.log(mpmath.cosh(e)) - lc0))
+
+    s = 1 / mpmath.sqrt(d + k)
+    steps = [0, s / 4, s, 3 * s, 10 * s, 30 * s, 3, 10, 40, 100]
+    below = wm < a
+    side = [e0 - v for v in steps[::-1]] if below else [e0 + v for v in steps]
+    return (-1 if below else 1) * mpmath.quad(f, side)
+
+
+def _vmf_accuracy(dtype, k=4):
+    """``w = x_1`` at ``mu = e_1`` (the Householder step is then the identity)."""
+    err = 0.0
+    torch.manual_seed(14)  # the proposals of Wood's sampler
+    for d in (5, 10, 100, 1000):
+        for k0 in (1e-3, 2.0, 100.0, 1e4):
+            mu = torch.zeros(d, dtype=dtype)
+            mu[0] = 1
+            kappa = torch.full((k,), k0, dtype=dtype, requires_grad=True)
+            x = VonMisesFisher(mu.expand(k, d), kappa).rsample(
+                noise=MonteCarlo(torch.Generator().manual_seed(14)))
+            (g,) = torch.autograd.grad(x[:, 0].sum(), kappa)
+            for i in range(k):
+                ref = _mp_vmf_dw_dkappa(x[i, 0].item(), kappa[i].item(), d)
+                err = max(err, _rel(g[i].item(), ref, dtype))
+    return err
+
+
 def accuracy() -> None:
     mpmath.mp.dps = 40
     print("\n## accuracy: max relative error of dz/dtheta at the families' own samples vs "
           "40-digit mpmath\n\n| family | grid | float64 | float32 |\n|---|---|---:|---:|")
     for name, grid, fn in (("Gamma", "a in 1e-3 .. 1e4", _gamma_accuracy),
                            ("Beta", "(a, b) in 1e-2 .. 1e3, unequal too", _beta_accuracy),
-                           ("StudentT", "df in 0.5 .. 1e3", _student_accuracy)):
+                           ("StudentT", "df in 0.5 .. 1e3", _student_accuracy),
+                           ("VonMisesFisher", "d in 5 .. 1000, kappa in 1e-3 .. 1e4",
+                            _vmf_accuracy)):
         print(f"| {name} | {grid} | {fn(F64):.1e} | {fn(F32):.1e} |", flush=True)
 
 
