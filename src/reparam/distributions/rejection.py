@@ -22,7 +22,7 @@ import torch
 
 from .. import noise as _noise
 
-__all__ = ["RejectionSample", "rejection_rsample", "accept_reject", "gather"]
+__all__ = ["RejectionSample", "rejection_rsample", "accepted_noise", "accept_reject", "gather"]
 
 
 @dataclass
@@ -95,12 +95,22 @@ def rejection_rsample(propose: Callable[[_noise.NoiseSource, torch.Size], torch.
     ``transform(eps) = h(eps, theta)``, ``log_target(z) = log q(z; theta)`` and
     ``log_abs_dh(eps) = log |dh/deps|`` are differentiable in ``theta``.
     """
+    eps = accepted_noise(propose, log_accept, shape, noise, family, max_rounds)
+    z = transform(eps)
+    return RejectionSample(z, log_target(z) + log_abs_dh(eps))
+
+
+def accepted_noise(propose: Callable[[_noise.NoiseSource, torch.Size], torch.Tensor],
+                   log_accept: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
+                   shape: torch.Size, noise: _noise.NoiseSource | None = None,
+                   family: str = "rejection sampler", max_rounds: int = MAX_ROUNDS
+                   ) -> torch.Tensor:
+    """The accepted ``eps`` of :func:`rejection_rsample` (no gradient, no log weight): for
+    a sample whose gradient comes another way (an implicit one)."""
     def draw(source, index):
         sh = shape if index is None else torch.Size([index.numel()])
         eps = propose(source, sh)
         log_u = torch.log(source.uniform(sh, eps.dtype, eps.device))
         return eps.reshape(-1), (log_u < log_accept(eps, index)).reshape(-1)
 
-    eps = accept_reject(draw, shape, noise, family, max_rounds)
-    z = transform(eps)
-    return RejectionSample(z, log_target(z) + log_abs_dh(eps))
+    return accept_reject(draw, shape, noise, family, max_rounds)

@@ -12,7 +12,7 @@ from ..noise import NoiseSource
 from ..special import bessel_ratio, log_iv, vmf_dw_dkappa
 from ._base import Reparameterized
 from .implicit import implicit_rsample, log_standard_gamma
-from .rejection import RejectionSample, gather, rejection_rsample
+from .rejection import RejectionSample, accepted_noise, gather, rejection_rsample
 
 
 class _Sphere(constraints.Constraint):
@@ -122,11 +122,12 @@ class VonMisesFisher(Reparameterized):
         x0 = (1 - b) / (1 + b)
         return b, x0, kappa * x0 + m * torch.log1p(-x0 * x0)
 
-    def _height(self, shape: torch.Size, noise) -> RejectionSample:
+    def _proposal(self, shape: torch.Size):
+        """Wood's proposal for ``shape``: ``(propose, log_accept, h)``, no gradient."""
         m = self.d - 1
-        kappa = self.concentration.expand(shape)
+        kappa = self.concentration.detach().expand(shape)
         half = torch.full((), m / 2, dtype=kappa.dtype, device=kappa.device)
-        b0, x00, c0 = (t.detach() for t in self._wood(kappa.detach()))
+        b0, x00, c0 = self._wood(kappa)
 
         def propose(source, sh):  # eps ~ Beta(m/2, m/2) = G1 / (G1 + G2) from the source
             log_g1, log_g2 = (log_standard_gamma(half, sh, source, "VonMisesFisher")
@@ -137,10 +138,23 @@ class VonMisesFisher(Reparameterized):
             return (1 - (1 + b) * eps) / (1 - (1 - b) * eps)
 
         def log_accept(eps, index):
-            k, bb, xx, cc = (gather(t, shape, index) for t in (kappa.detach(), b0, x00, c0))
+            k, bb, xx, cc = (gather(t, shape, index) for t in (kappa, b0, x00, c0))
             w = h(eps, bb)
             return k * w + m * torch.log1p(-xx * w) - cc
 
+        return propose, log_accept, h
+
+    def _height_value(self, shape: torch.Size, noise) -> torch.Tensor:
+        """Wood's height ``w`` alone (no log weight: the implicit gradient needs none)."""
+        propose, log_accept, h = self._proposal(shape)
+        eps = accepted_noise(propose, log_accept, shape, noise, "VonMisesFisher")
+        return h(eps, self._wood(self.concentration.detach().expand(shape))[0])
+
+    def _height(self, shape: torch.Size, noise) -> RejectionSample:
+        """Wood's height ``w = h(eps, kappa)``, pathwise in ``kappa``, and its log weight."""
+        m = self.d - 1
+        propose, log_accept, h = self._proposal(shape)
+        kappa = self.concentration.expand(shape)
         b = self._wood(kappa)[0]
         k0 = self.concentration  # the normalizer once per batch entry, not per sample
         log_norm = self._nu * torch.log(k0) - log_iv(self._nu, k0)
@@ -166,7 +180,7 @@ class VonMisesFisher(Reparameterized):
                 noise: NoiseSource | None = None) -> torch.Tensor:
         shape = torch.Size(sample_shape) + self.batch_shape
         with torch.no_grad():
-            w = self._height(shape, noise).value
+            w = self._height_value(shape, noise)
         w = implicit_rsample(w, (self.concentration,),
                              lambda value, k: (-vmf_dw_dkappa(value, k, self.d),))
         return self._place(w, sample_shape, noise)
