@@ -258,14 +258,20 @@ def _rel(ours: float, ref, dtype=F64) -> float:
 
 
 def _gamma_accuracy(dtype, k=4):
+    """Per-sample shapes and one scalar shape broadcast over the samples (its own path)."""
     err = 0.0
-    for a0 in (1e-3, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4):
-        a = torch.full((k,), a0, dtype=dtype, requires_grad=True)
-        z = Gamma(a).rsample(noise=MonteCarlo(torch.Generator().manual_seed(11)))
-        (g,) = torch.autograd.grad(z.sum(), a)
-        for i in range(k):
-            if z[i].item() > torch.finfo(dtype).tiny:  # not clamped (gradient 0 there)
-                err = max(err, _rel(g[i].item(), _mp_gamma_dx_da(a[i].item(), z[i].item()), dtype))
+    for a0 in (1e-3, 0.1, 1.0, 7.0, 10.0, 20.0, 100.0, 1e3, 1e4):
+        for scalar in (False, True):
+            a = torch.tensor(a0, dtype=dtype) if scalar else torch.full((k,), a0, dtype=dtype)
+            a.requires_grad_()
+            z = Gamma(a).rsample((k,) if scalar else (),
+                                 noise=MonteCarlo(torch.Generator().manual_seed(11)))
+            grads = torch.autograd.grad(z, a, torch.eye(k, dtype=dtype), is_grads_batched=True
+                                        )[0] if scalar else torch.autograd.grad(z.sum(), a)[0]
+            for i in range(k):
+                if z[i].item() > torch.finfo(dtype).tiny:  # not clamped (gradient 0 there)
+                    ref = _mp_gamma_dx_da(a0 if scalar else a[i].item(), z[i].item())
+                    err = max(err, _rel(grads[i].item(), ref, dtype))
     return err
 
 

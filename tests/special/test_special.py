@@ -239,6 +239,29 @@ def test_gamma_uniform_expansion_edges(a):
     torch.testing.assert_close(full, shared, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("a", [6.0, 8.5, 12.0, 20.0, 30.0, 1e4])
+def test_gamma_uniform_expansion_shared_shape(a):
+    """One shape for all samples: the expansion from ``a = 6`` over ``|eta| <= 1.5`` (more
+    terms, :data:`SHARED_TRUNCATIONS`), float64 to 1e-13 and float32 to 1e-9, and the
+    dispatcher takes it there."""
+    from reparam.special.gamma_uniform import MAX_ETA_SHARED, gamma_dlogx_da_uniform
+
+    etas = [-MAX_ETA_SHARED, -1.0, -0.3, 0.0, 0.4, 1.0, MAX_ETA_SHARED]
+    mus = [0.0 if e == 0 else float(mpmath.findroot(
+        lambda m, e=e: m - mpmath.log1p(m) - e * e / 2,
+        (-1 + 1e-12, -1e-12) if e < 0 else (1e-12, 50.0), solver="bisect")) for e in etas]
+    lx = [math.log(a * (1 + m)) for m in mus]
+    refs = [float(_gamma_ref_at(v, a)) for v in lx]
+    t = torch.tensor(lx, dtype=torch.float64)
+    scalar = torch.tensor([a], dtype=torch.float64)
+    wide, narrow = (gamma_dlogx_da_uniform(t, scalar, r) for r in (torch.float64, torch.float32))
+    for i, ref in enumerate(refs):
+        assert abs(wide[i].item() - ref) <= 1e-13 * abs(ref), (etas[i], wide[i].item(), ref)
+        assert abs(narrow[i].item() - ref) <= 1e-9 * abs(ref), (etas[i], narrow[i].item(), ref)
+    full = gamma_dlogx_da(t, torch.tensor(a, dtype=torch.float64))  # the dispatcher (the
+    torch.testing.assert_close(full[1:-1], wide[1:-1], rtol=0, atol=0)  # ends may round out)
+
+
 def _mp_gamma_dlogx_da(a: float, x: float) -> float:
     """``d log x / da = (dQ/da)(a, x) / (x p(x))`` to 40 digits (upper tail)."""
     import mpmath

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from .gamma_uniform import MIN_SHAPE, gamma_dlogx_da_uniform, uniform_domain
+from .gamma_uniform import MIN_SHAPE, MIN_SHARED_SHAPE, gamma_dlogx_da_uniform, uniform_domain
 from .quadrature import peak_integral
 from .series import SeriesRunner
 
@@ -177,9 +177,9 @@ def _block(log_x: torch.Tensor, a: torch.Tensor, tol: float, runner: SeriesRunne
 
 def gamma_dlogx_da(log_x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """``d log x / da`` for ``x ~ Gamma(a, 1)`` at ``x = exp(log_x)`` (broadcast, float64
-    inside): Temme's uniform expansion where it serves (large ``a``, see
-    :mod:`reparam.special.gamma_uniform`; a scalar ``a`` shared by all samples pays its
-    ``a``-sums once), else the series or the integral (float32 results sum the series to
+    inside): Temme's uniform expansion where it serves (``a >= 30``, or ``a >= 6`` for a
+    scalar ``a`` shared by all samples, which pays its ``a``-sums once; see
+    :mod:`reparam.special.gamma_uniform`), else the series or the integral (float32 results sum the series to
     1e-12). The result is a constant for autograd, so double backward treats ``dz/dtheta``
     as fixed."""
     log_x, a = log_x.detach(), a.detach()
@@ -190,11 +190,12 @@ def gamma_dlogx_da(log_x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     flat_a = a.double().reshape(1) if shared else a.double().expand(shape).reshape(-1)
     if flat_lx.numel() == 0:
         return torch.empty(shape, dtype=log_x.dtype, device=log_x.device)
-    if float(flat_a.max()) < MIN_SHAPE:  # no entry for the expansion: no masks
+    min_shape = MIN_SHARED_SHAPE if shared else MIN_SHAPE
+    if float(flat_a.max()) < min_shape:  # no entry for the expansion: no masks
         a_all = flat_a.expand(flat_lx.shape)
         return _dlogx_da_exact(flat_lx, a_all, tol).to(log_x.dtype).view(shape)
     out = torch.empty_like(flat_lx)
-    uni = uniform_domain(flat_lx, flat_a)
+    uni = uniform_domain(flat_lx, flat_a, shared)
     a_all = flat_a.expand(flat_lx.shape)
     if bool(uni.all()):
         idx_u, idx_r = None, None

@@ -15,9 +15,10 @@ cancels exactly, so no tail underflows):
                                     - sum_k k c_k a^(-k-1) - (mu / (a eta)) sum_k c_k' a^-k].
 
 The ``c_k`` are power series in ``eta``; their rational coefficients are generated here once
-(exact ``Fraction`` arithmetic, ~0.1 s) and truncated per result dtype (``TRUNCATION``).
-Valid for ``a >= MIN_SHAPE`` and ``|eta| <= MAX_ETA``, where the
-truncation error is below 1e-15 relative (checked against 40-digit mpmath in the tests);
+(exact ``Fraction`` arithmetic, < 0.1 s) and truncated per shape and result dtype (``TRUNCATIONS``).
+Valid for ``a >= MIN_SHAPE`` and ``|eta| <= MAX_ETA`` (one shape shared by all samples:
+``a >= MIN_SHARED_SHAPE``, ``|eta| <= MAX_ETA_SHARED``, more terms), where the truncation
+error is below 2e-15 relative (checked against 40-digit mpmath in the tests);
 other entries go to the series or the integral of :mod:`reparam.special.gamma`. All the
 polynomial work is one Horner pass over stacked rows per block: few, large kernels.
 """
@@ -29,13 +30,17 @@ from functools import cache
 
 import torch
 
-MIN_SHAPE = 30.0
-MAX_ETA = 1.0
-# (terms, degree) per result precision: the neglected d_{n,k} a^-k |eta|^n is below 1e-17
-# (float64) or 1e-11 (float32 and narrower) for a >= 30, |eta| <= 1: c_0 .. c_9 to eta^28,
-# or c_0 .. c_5 to eta^17
-TRUNCATION = {torch.float64: (10, 28)}
-NARROW = (6, 17)
+MIN_SHAPE = 30.0  # shapes given per sample: below this the series is cheaper
+MIN_SHARED_SHAPE = 6.0  # one shape for all samples (its a-sums fold into three polynomials)
+MAX_ETA = 1.0  # per sample (each extra degree costs a pass over all terms) ...
+MAX_ETA_SHARED = 1.5  # ... and shared (a degree is one pass over three rows)
+# (smallest shape, float64 (terms, degree), float32-and-narrower (terms, degree)): c_0 ..
+# c_{terms-1} to eta^degree; the result within 2e-15 (float64) or 1e-11 (narrower) relative
+# of 40-digit mpmath over the domain, for every shape from the first column up (tested). The
+# expansion is asymptotic: smaller shapes need more terms, and below 6 no truncation serves
+TRUNCATIONS = ((MIN_SHAPE, (10, 28), (6, 17)),)  # per sample, |eta| <= 1
+SHARED_TRUNCATIONS = ((MIN_SHAPE, (10, 40), (6, 28)), (12.0, (14, 44), (8, 28)),
+                      (6.0, (24, 60), (12, 36)))  # |eta| <= 1.5
 _ETA_SERIES = 0.05  # |mu| below this: eta / mu from its Taylor series (13 terms)
 
 
@@ -114,10 +119,22 @@ def _horner(coef: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return acc
 
 
-def uniform_domain(log_x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """Entries the expansion serves: ``a >= MIN_SHAPE`` and ``|eta| <= MAX_ETA``."""
+def truncation(smallest_shape: float, result: torch.dtype, shared: bool) -> tuple[int, int]:
+    """``(terms, degree)`` for shapes ``>= smallest_shape`` and a ``result`` of that dtype."""
+    for shape, wide, narrow in SHARED_TRUNCATIONS if shared else TRUNCATIONS:
+        if smallest_shape >= shape:
+            return wide if result == torch.float64 else narrow
+    raise ValueError(f"the uniform expansion needs shapes >= "
+                     f"{MIN_SHARED_SHAPE if shared else MIN_SHAPE}, got {smallest_shape}")
+
+
+def uniform_domain(log_x: torch.Tensor, a: torch.Tensor, shared: bool = False) -> torch.Tensor:
+    """Entries the expansion serves: ``a >= MIN_SHAPE`` and ``|eta| <= MAX_ETA``, or for one
+    shared shape ``a >= MIN_SHARED_SHAPE`` and ``|eta| <= MAX_ETA_SHARED``."""
     mu = torch.expm1(log_x - torch.log(a))
     eta2 = 2 * (mu - torch.log1p(mu))
+    if shared:
+        return (a >= MIN_SHARED_SHAPE) & (eta2 <= MAX_ETA_SHARED ** 2)
     return (a >= MIN_SHAPE) & (eta2 <= MAX_ETA ** 2)
 
 
@@ -125,18 +142,19 @@ def gamma_dlogx_da_uniform(log_x: torch.Tensor, a: torch.Tensor,
                            result: torch.dtype = torch.float64) -> torch.Tensor:
     """``d log x / da`` by the uniform expansion (float64 1-d tensors of one length, or ``a``
     of length 1 shared by all: then the ``a``-sums fold into three polynomials in ``eta``),
-    truncated for a ``result`` of that dtype.
+    truncated for a ``result`` of that dtype (:data:`TRUNCATIONS`, :data:`SHARED_TRUNCATIONS`).
 
     All terms at once: one Horner pass over the stacked polynomials gives every ``c_k`` and
     ``c_k'`` (or, for a shared ``a``, the three folded sums)."""
-    terms, degree = TRUNCATION.get(result, NARROW)
+    shared = a.numel() == 1
+    terms, degree = truncation(float(a) if shared else MIN_SHAPE, result, shared)
     d, dd, g = _tables(terms, degree, str(log_x.device))
     log_lam = log_x - torch.log(a)
     mu = torch.expm1(log_lam)
     eta, mu_over_eta = _eta(mu)
     k = torch.arange(terms, dtype=log_x.dtype, device=log_x.device)
     inv_a = a.reciprocal()
-    if a.numel() == 1 and log_x.numel() != 1:
+    if shared:
         pa = _powers(inv_a, terms)[:, 0]  # a^-k
         coef = torch.stack([pa @ d, (pa * k * inv_a) @ d, pa @ dd])  # (3, degree + 1)
         s, s_a, s_eta = _horner(coef, eta).unbind()
