@@ -23,9 +23,11 @@ Regions (no cancellation anywhere, ``psi`` the digamma):
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from .gamma_uniform import MIN_SHAPE, MIN_SHARED_SHAPE, gamma_dlogx_da_uniform, uniform_domain
+from .gamma_uniform import MIN_SHAPE, MIN_SHARED_SHAPE, gamma_dlogx_da_uniform, horner, uniform_domain
 from .quadrature import peak_integral
 from .series import SeriesRunner
 
@@ -127,8 +129,7 @@ def _series_dense(x: torch.Tensor, a: torch.Tensor, tol: float):
     term). ``terms = max(x - a, 0) + sqrt(90 x) + 12`` over the block (past the peak the terms
     fall like ``exp(-d^2 / 2x)``, below ``e^-45`` there); entries not converged by then are
     flagged for the term-by-term runner."""
-    reach = float(((x - a).clamp_min(0.0) + torch.sqrt(90.0 * x)).max()) + 12.0
-    terms = min(-(-int(reach) // 8) * 8, _SERIES_TERMS)
+    terms = _terms(float(((x - a).clamp_min(0.0) + torch.sqrt(90.0 * x)).max()) + 12.0)
     k = torch.arange(1, terms + 1, dtype=x.dtype, device=x.device)[:, None]
     s, ds = torch.empty_like(x), torch.empty_like(x)
     ok = torch.empty(x.shape, dtype=torch.bool, device=x.device)
@@ -145,8 +146,33 @@ def _series_dense(x: torch.Tensor, a: torch.Tensor, tol: float):
     return s, ds / -x.clamp_min(torch.finfo(x.dtype).tiny), ok
 
 
-def _block(log_x: torch.Tensor, a: torch.Tensor, tol: float, runner: SeriesRunner):
-    """The series on one flat float64 block: ``(d log x / da, entries left to the integral)``."""
+def _series_shared(x: torch.Tensor, a: float, tol: float):
+    """``(S, S', converged)`` for one shape ``a`` shared by all entries: ``t_n = C_n x^n``
+    with ``C_n = prod_{k<=n} 1 / (a + k)``, so ``S = sum C_n x^n`` and ``-S' = sum C_n H_n
+    x^n`` are two polynomials in ``x`` with positive coefficients (no cancellation): one
+    Horner pass, a kernel a degree, for as many terms as the largest entry needs."""
+    x_max = float(x.max())
+    terms = _terms(max(x_max - a, 0.0) + math.sqrt(90.0 * x_max) + 12.0)
+    inv = 1.0 / (a + torch.arange(1, terms + 1, dtype=x.dtype, device=x.device))
+    zero = torch.zeros(1, dtype=x.dtype, device=x.device)
+    c = torch.cat([zero + 1.0, inv.cumprod(0)])  # C_0 .. C_T
+    h = torch.cat([zero, inv.cumsum(0)])  # H_0 .. H_T
+    s, neg_ds = horner(torch.stack([c, c * h]), x).unbind()
+    # the last term against the sum: log C_T + T log x + log(1 + H_T) <= log(tol S)
+    last = float(c[-1].log() + h[-1].log1p())
+    ok = torch.le(x.log().mul_(terms).add_(last), s.log().add_(math.log(tol)))
+    return s, neg_ds.neg_(), ok
+
+
+def _terms(need: float) -> int:
+    """Terms for a need, in multiples of 8, at most ``_SERIES_TERMS``."""
+    return min(-(-int(need) // 8) * 8, _SERIES_TERMS)
+
+
+def _block(log_x: torch.Tensor, a: torch.Tensor, tol: float, runner: SeriesRunner,
+           shared: float | None = None):
+    """The series on one flat float64 block: ``(d log x / da, entries left to the integral)``;
+    ``shared``: the one shape of every entry, if so."""
     x = torch.exp(log_x)
     psi1 = torch.digamma(a + 1.0)
     if float(a.max()) <= SERIES_MAX_SHAPE and float((x - a).max()) < SERIES_REACH:
@@ -157,7 +183,8 @@ def _block(log_x: torch.Tensor, a: torch.Tensor, tol: float, runner: SeriesRunne
         sel, out, rest = series.nonzero().squeeze(1), torch.zeros_like(x), torch.ones_like(series)
         sx, slx, sa, spsi = (t.index_select(0, sel) for t in (x, log_x, a, psi1))
     if sx.numel():
-        s, ds, ok = _series_dense(sx, sa, tol)
+        s, ds, ok = _series_dense(sx, sa, tol) if shared is None else \
+            _series_shared(sx, shared, tol)
         if not bool(ok.all()):  # rare (T capped): those entries term by term
             idx = ok.logical_not_().nonzero().squeeze(1)
             s2, ds2 = _series(sx.index_select(0, idx), sa.index_select(0, idx), tol, runner)
@@ -191,9 +218,10 @@ def gamma_dlogx_da(log_x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     if flat_lx.numel() == 0:
         return torch.empty(shape, dtype=log_x.dtype, device=log_x.device)
     min_shape = MIN_SHARED_SHAPE if shared else MIN_SHAPE
+    one = float(flat_a) if shared else None
     if float(flat_a.max()) < min_shape:  # no entry for the expansion: no masks
         a_all = flat_a.expand(flat_lx.shape)
-        return _dlogx_da_exact(flat_lx, a_all, tol).to(log_x.dtype).view(shape)
+        return _dlogx_da_exact(flat_lx, a_all, tol, one).to(log_x.dtype).view(shape)
     out = torch.empty_like(flat_lx)
     uni = uniform_domain(flat_lx, flat_a, shared)
     a_all = flat_a.expand(flat_lx.shape)
@@ -213,14 +241,17 @@ def gamma_dlogx_da(log_x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
             out.index_copy_(0, sel, gamma_dlogx_da_uniform(flat_lx.index_select(0, sel), ra,
                                                                 log_x.dtype))
     if idx_r is not None and idx_r.numel():
-        rest = _dlogx_da_exact(flat_lx.index_select(0, idx_r), a_all.index_select(0, idx_r), tol)
+        rest = _dlogx_da_exact(flat_lx.index_select(0, idx_r), a_all.index_select(0, idx_r), tol,
+                               one)
         out.index_copy_(0, idx_r, rest)
     return out.to(log_x.dtype).view(shape)
 
 
-def _dlogx_da_exact(log_x: torch.Tensor, a: torch.Tensor, tol: float) -> torch.Tensor:
+def _dlogx_da_exact(log_x: torch.Tensor, a: torch.Tensor, tol: float,
+                    shared: float | None = None) -> torch.Tensor:
     """The series in blocks of ``BLOCK`` entries, the continued fraction for what is left
-    above ``a + 1``, then one integral pass for the rest (flat tensors of one length)."""
+    above ``a + 1``, then one integral pass for the rest (flat tensors of one length;
+    ``shared``: the one shape of all entries, if so)."""
     flat_lx, flat_a = log_x.reshape(-1), a.reshape(-1)
     out = torch.empty_like(flat_lx)
     rest = torch.empty(out.shape, dtype=torch.bool, device=out.device)
@@ -230,7 +261,7 @@ def _dlogx_da_exact(log_x: torch.Tensor, a: torch.Tensor, tol: float) -> torch.T
     for i in range(0, out.numel(), BLOCK):
         j = slice(i, i + BLOCK)
         lx, ra = lx_buf[: flat_lx[j].numel()].copy_(flat_lx[j]), a_buf[: flat_a[j].numel()]
-        out[j], rest[j] = _block(lx, ra.copy_(flat_a[j]), tol, runner)
+        out[j], rest[j] = _block(lx, ra.copy_(flat_a[j]), tol, runner, shared)
     tail = rest & (flat_lx > torch.log1p(flat_a.double()))  # x > a + 1: the continued fraction
     if bool(tail.any()):
         idx = tail.nonzero().squeeze(1)

@@ -110,7 +110,7 @@ def _powers(x: torch.Tensor, count: int) -> torch.Tensor:
     return out
 
 
-def _horner(coef: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def horner(coef: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``(r, n)``: row ``i`` is ``sum_j coef[i, j] x^j``, all rows in one kernel a degree
     (no BLAS call: a library's threads stall on a busy machine)."""
     acc = coef[:, -1:].expand(-1, x.numel()).clone()
@@ -157,10 +157,10 @@ def gamma_dlogx_da_uniform(log_x: torch.Tensor, a: torch.Tensor,
     if shared:
         pa = _powers(inv_a, terms)[:, 0]  # a^-k
         coef = torch.stack([pa @ d, (pa * k * inv_a) @ d, pa @ dd])  # (3, degree + 1)
-        s, s_a, s_eta = _horner(coef, eta).unbind()
+        s, s_a, s_eta = horner(coef, eta).unbind()
     else:
         pa = _powers(inv_a, terms)  # (terms, n)
-        c, c1 = _horner(torch.cat([d, dd]), eta).view(2, terms, -1).mul_(pa).unbind()
+        c, c1 = horner(torch.cat([d, dd]), eta).view(2, terms, -1).mul_(pa).unbind()
         s = c.sum(0)
         s_a = (c * k[:, None]).sum(0) * inv_a
         s_eta = c1.sum(0)
