@@ -270,25 +270,34 @@ def _gamma_accuracy(dtype, k=4):
                                         )[0] if scalar else torch.autograd.grad(z.sum(), a)[0]
             for i in range(k):
                 if z[i].item() > torch.finfo(dtype).tiny:  # not clamped (gradient 0 there)
-                    ref = _mp_gamma_dx_da(a0 if scalar else a[i].item(), z[i].item())
+                    ref = _mp_gamma_dx_da(a.reshape(-1)[0 if scalar else i].item(), z[i].item())
                     err = max(err, _rel(grads[i].item(), ref, dtype))
     return err
 
 
 def _beta_accuracy(dtype, k=3):
+    """Per-sample shapes and one scalar pair broadcast over the samples (its own path)."""
     err = 0.0
-    for a0, b0 in ((1e-2, 1e-2), (0.5, 0.5), (2.0, 3.0), (50.0, 50.0), (1e3, 1e3), (1e-2, 1e3),
-                   (1e3, 1e-2)):
-        a, b = (torch.full((k,), v, dtype=dtype, requires_grad=True) for v in (a0, b0))
-        z = Beta(a, b).rsample(noise=MonteCarlo(torch.Generator().manual_seed(12)))
-        ga, gb = torch.autograd.grad(z.sum(), (a, b))
-        src = MonteCarlo(torch.Generator().manual_seed(12))  # replay the two Gamma draws
-        la, lb = (log_standard_gamma(v.detach(), torch.Size([k]), src) for v in (a, b))
-        for i in range(k):
-            inside = torch.finfo(dtype).tiny < z[i].item() < 1 - torch.finfo(dtype).eps / 2
-            if inside and abs(la[i].item() - lb[i].item()) < 600:  # not clamped, x, 1 - x > 1e-260
-                ra, rb = _mp_beta_dx(a[i].item(), b[i].item(), la[i].item(), lb[i].item())
-                err = max(err, _rel(ga[i].item(), ra, dtype), _rel(gb[i].item(), rb, dtype))
+    for a0, b0 in ((1e-2, 1e-2), (0.5, 0.5), (2.0, 3.0), (1.0, 30.0), (50.0, 50.0), (1e3, 1e3),
+                   (1e-2, 1e3), (1e3, 1e-2), (1e4, 1.0)):
+        for scalar in (False, True):
+            a, b = (torch.tensor(v, dtype=dtype) if scalar else torch.full((k,), v, dtype=dtype)
+                    for v in (a0, b0))
+            a.requires_grad_(), b.requires_grad_()
+            z = Beta(a, b).rsample((k,) if scalar else (),
+                                   noise=MonteCarlo(torch.Generator().manual_seed(12)))
+            eye = torch.eye(k, dtype=dtype)
+            ga, gb = torch.autograd.grad(z, (a, b), eye, is_grads_batched=True) if scalar \
+                else torch.autograd.grad(z.sum(), (a, b))
+            src = MonteCarlo(torch.Generator().manual_seed(12))  # replay the two Gamma draws
+            la, lb = (log_standard_gamma(v.detach(), torch.Size([k]), src) for v in (a, b))
+            for i in range(k):
+                inside = torch.finfo(dtype).tiny < z[i].item() < 1 - torch.finfo(dtype).eps / 2
+                if inside and abs(la[i].item() - lb[i].item()) < 600:  # x, 1 - x > 1e-260
+                    j = 0 if scalar else i  # the shapes as rounded to the dtype
+                    ra, rb = _mp_beta_dx(a.reshape(-1)[j].item(), b.reshape(-1)[j].item(),
+                                         la[i].item(), lb[i].item())
+                    err = max(err, _rel(ga[i].item(), ra, dtype), _rel(gb[i].item(), rb, dtype))
     return err
 
 

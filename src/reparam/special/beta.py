@@ -21,10 +21,12 @@ recurrence; entries it does not settle integrate.
 
 from __future__ import annotations
 
+import math
 from itertools import product
 
 import torch
 
+from .gamma_uniform import horner
 from .quadrature import peak_integral
 from .series import SeriesRunner
 
@@ -100,6 +102,32 @@ def _series(lx, a, b, tol: float, runner: SeriesRunner) -> torch.Tensor:
         return torch.le(bound, torch.mul(f, tol, out=tmp[1]), out=out)
 
     return runner.run(lx.numel(), step, done, _SERIES_TERMS)
+
+
+def _series_shared(lx, a: float, b: float, tol: float) -> torch.Tensor:
+    """``(F, F_a, F_b, converged)`` of :func:`_series` for one ``(a, b)`` shared by all
+    entries: ``t_n = C_n x^n``, ``C_n = prod_{k<=n} (a+b+k-1) / (a+k)``, so ``F``, ``F_a``,
+    ``F_b`` are three polynomials in ``z = x / max x`` (coefficients ``C_n max(x)^n`` formed
+    in log space; each polynomial of one sign: no cancellation), one Horner pass for as many
+    terms as the largest ``x`` needs (its terms below ``tol / CAP`` of its sum: so below
+    ``tol`` of every smaller entry's own sum)."""
+    x = torch.exp(lx)
+    x_max = float(x.max())
+    k = torch.arange(1, _SERIES_TERMS + 1, dtype=lx.dtype, device=lx.device)
+    zero = torch.zeros(1, dtype=lx.dtype, device=lx.device)
+    r_ab, r_a = 1.0 / (a + b + k - 1), 1.0 / (a + k)
+    log_c = torch.cat([zero, torch.log((a + b + k - 1) * r_a).cumsum(0)])
+    ha, hb = torch.cat([zero, (r_ab - r_a).cumsum(0)]), torch.cat([zero, r_ab.cumsum(0)])
+    e = torch.exp(log_c + math.log(x_max) * torch.arange(_SERIES_TERMS + 1, dtype=lx.dtype,
+                                                          device=lx.device))
+    size = e * (1 + ha.abs() + hb)
+    big = (size > tol / _SERIES_TERMS * float(e.sum())).nonzero()
+    terms = min(_SERIES_TERMS, -(-(int(big[-1]) + 1) // 8) * 8)
+    coef = torch.stack([e, e * ha, e * hb])[:, : terms + 1]
+    z = x / x_max
+    f, fa, fb = horner(coef, z).unbind()
+    last = torch.log(z).mul_(terms).add_(float(size[terms].log()))
+    return torch.stack([f, fa, fb, torch.le(last, f.log() + math.log(tol)).to(f.dtype)])
 
 
 CF_REACH = 400.0  # the continued fraction serves (a + b) min(x, 1 - x) up to here ...
@@ -194,12 +222,34 @@ def _by_fraction(lx, ly, a, b, tol: float) -> tuple[torch.Tensor, torch.Tensor, 
     return torch.where(mirror, -d2, d1), torch.where(mirror, -d1, d2), settled
 
 
-def _block(lx, ly, a, b, tol: float, runner: SeriesRunner):
+def _sums(lx, a, b, mirror, tol: float, runner: SeriesRunner,
+          shared: tuple[float, float] | None) -> tuple[torch.Tensor, ...]:
+    """``(F, F_a, F_b)`` of the (mirrored) entries: term by term, or for shared shapes as
+    polynomials, one pass per orientation (unconverged entries term by term)."""
+    if shared is None:
+        return _series(lx, a, b, tol, runner).unbind()
+    out = torch.empty((4,) + lx.shape, dtype=lx.dtype, device=lx.device)
+    for flip, (p, q) in ((False, shared), (True, shared[::-1])):
+        idx = (mirror == flip).nonzero().squeeze(1)
+        if idx.numel():
+            out.index_copy_(1, idx, _series_shared(lx.index_select(0, idx), p, q, tol))
+    f, fa, fb, ok = out.unbind()
+    if not bool(ok.all()):
+        idx = (ok == 0).nonzero().squeeze(1)
+        redo = _series(lx.index_select(0, idx), a.index_select(0, idx), b.index_select(0, idx),
+                       tol, runner)
+        out[:3].index_copy_(1, idx, redo)
+    return f, fa, fb
+
+
+def _block(lx, ly, a, b, tol: float, runner: SeriesRunner,
+           shared: tuple[float, float] | None = None):
     """The series on one flat float64 block: ``(dx/da, dx/db, entries left to the integral)``.
 
     ``dx/da = -(x y / a) (F c_a + F_a)``, ``c_a = log x - psi(a) + psi(a+b) - 1/a``,
     ``dx/db = -(x y / a) (F c_b + F_b)``, ``c_b = log y - psi(b) + psi(a+b)``; for
-    ``x > 1/2`` those of ``y ~ Beta(b, a)``, with ``dx = -dy``.
+    ``x > 1/2`` those of ``y ~ Beta(b, a)``, with ``dx = -dy``. ``shared``: the one
+    ``(a, b)`` of every entry, if so (then the series is summed as polynomials).
     """
     mirror = lx > ly
     lx, ly, a, b = (torch.where(mirror, v, u) for u, v in ((lx, ly), (ly, lx), (a, b), (b, a)))
@@ -213,7 +263,8 @@ def _block(lx, ly, a, b, tol: float, runner: SeriesRunner):
         sel, good = series.nonzero().squeeze(1), torch.zeros_like(series)
         s_lx, s_ly, s_a, s_b = (v.index_select(0, sel) for v in (lx, ly, a, b))
     if s_lx.numel():
-        f, fa, fb = _series(s_lx, s_a, s_b, tol, runner).unbind()
+        f, fa, fb = _sums(s_lx, s_a, s_b, mirror if sel is None else mirror.index_select(0, sel),
+                          tol, runner, shared)
         psi_ab = torch.digamma(s_a + s_b)
         lead_a = f * (s_lx - torch.digamma(s_a) + psi_ab - 1 / s_a)
         lead_b = f * (s_ly - torch.digamma(s_b) + psi_ab)
@@ -239,6 +290,7 @@ def beta_dx_dab(log_x: torch.Tensor, log_y: torch.Tensor, a: torch.Tensor,
     the series in blocks of ``BLOCK`` entries, then one integral pass for the rest. The
     result is a constant for autograd (double backward treats ``dx/dtheta`` as fixed).
     """
+    shared = (float(a), float(b)) if a.numel() == 1 and b.numel() == 1 else None
     log_x, log_y, a, b = torch.broadcast_tensors(*(t.detach() for t in (log_x, log_y, a, b)))
     tol = _TOL.get(log_x.dtype, 2.0 ** -55)
     flat = [t.reshape(-1) for t in (log_x, log_y, a, b)]
@@ -251,7 +303,7 @@ def beta_dx_dab(log_x: torch.Tensor, log_y: torch.Tensor, a: torch.Tensor,
     for i in range(0, da.numel(), step):
         j = slice(i, i + step)
         block = (buf[: t[j].numel()].copy_(t[j]) for buf, t in zip(bufs, flat, strict=True))
-        da[j], db[j], rest[j] = _block(*block, tol, runner)
+        da[j], db[j], rest[j] = _block(*block, tol, runner, shared)
     m = torch.minimum(flat[0], flat[1]).exp() * (flat[2] + flat[3])
     lo, hi = torch.minimum(flat[2], flat[3]), torch.maximum(flat[2], flat[3])
     comparable = rest & (hi <= CF_RATIO * lo) & (m > SERIES_REACH)
