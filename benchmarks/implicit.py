@@ -305,18 +305,23 @@ def _student_accuracy(dtype, k=4):
     """``dt/ddf = t (1 / (2 df) - (d log G / d alpha) / 4)`` with ``eps`` and ``G`` replayed
     from the seeded source."""
     err = 0.0
-    for df0 in (0.5, 2.0, 30.0, 1e3):
-        df = torch.full((k,), df0, dtype=dtype, requires_grad=True)
-        t = StudentT(df).rsample(noise=MonteCarlo(torch.Generator().manual_seed(13)))
-        src = MonteCarlo(torch.Generator().manual_seed(13))  # replay eps, then G
-        eps = src.normal((k,), dtype, t.device)
-        log_g = log_standard_gamma(df.detach() / 2, torch.Size([k]), src)
-        (g,) = torch.autograd.grad(t.sum(), df)
-        for i in range(k):
-            nu, gm = mpmath.mpf(df[i].item()), mpmath.exp(mpmath.mpf(log_g[i].item()))
-            tm = mpmath.mpf(eps[i].item()) * mpmath.sqrt(nu / (2 * gm))
-            ref = tm * (1 / (2 * nu) - _mp_gamma_dx_da(nu / 2, gm) / gm / 4)
-            err = max(err, _rel(g[i].item(), ref, dtype))
+    for df0 in (0.5, 2.0, 15.0, 30.0, 1e3):
+        for scalar in (False, True):
+            df = torch.tensor(df0, dtype=dtype) if scalar else torch.full((k,), df0, dtype=dtype)
+            df.requires_grad_()
+            t = StudentT(df).rsample((k,) if scalar else (),
+                                     noise=MonteCarlo(torch.Generator().manual_seed(13)))
+            src = MonteCarlo(torch.Generator().manual_seed(13))  # replay eps, then G
+            eps = src.normal((k,), dtype, t.device)
+            log_g = log_standard_gamma(df.detach().expand(k) / 2, torch.Size([k]), src)
+            g = torch.autograd.grad(t, df, torch.eye(k, dtype=dtype), is_grads_batched=True)[0] \
+                if scalar else torch.autograd.grad(t.sum(), df)[0]
+            for i in range(k):
+                nu = mpmath.mpf(df.reshape(-1)[0 if scalar else i].item())
+                gm = mpmath.exp(mpmath.mpf(log_g[i].item()))
+                tm = mpmath.mpf(eps[i].item()) * mpmath.sqrt(nu / (2 * gm))
+                ref = tm * (1 / (2 * nu) - _mp_gamma_dx_da(nu / 2, gm) / gm / 4)
+                err = max(err, _rel(g[i].item(), ref, dtype))
     return err
 
 

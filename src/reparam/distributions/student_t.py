@@ -78,9 +78,10 @@ class StudentT(TorchDensity, Reparameterized, td.StudentT):
         log_g = log_standard_gamma(nu / 2, shape, noise, "StudentT", "df")
         log_scale = 0.5 * (torch.log(nu) - math.log(2.0) - log_g)
 
-        def dlog_scale(_, df):
-            nu64 = nu.double()
-            d = 0.5 / nu64 - 0.25 * gamma_dlogx_da(log_g.double(), nu64 / 2)
+        def dlog_scale(_, df):  # df unexpanded: one df for all samples takes its own path
+            df64 = df.detach().double()
+            df64 = torch.where(torch.isinf(df64), 1.0, df64) if has_inf else df64
+            d = 0.5 / df64 - 0.25 * gamma_dlogx_da(log_g.double(), df64 / 2)
             return (torch.where(infinite, 0.0, d) if has_inf else d,)
 
         log_scale = implicit_attach(log_scale, (self.df,), dlog_scale)
