@@ -43,6 +43,8 @@ UNIFORM_BLOCK = 1 << 14  # entries per pass of the expansion on one thread ...
 UNIFORM_BLOCK_PARALLEL = 1536  # ... and with several: its (20, block) rows under the grain
 # truncation error allowed per term sum: below double rounding, or for float32 results
 # 1e-12 (times the cancellation, <= 1e4, still 600x under float32 rounding)
+COLUMNS = 16  # a parameter of up to this many shapes broadcast over samples ...
+COLUMN_ROWS = 4096  # ... each for at least this many (a pass costs ~0.5 ms): one pass per shape
 _TOL = {torch.float64: 2.0 ** -55, torch.float32: 1e-12, torch.float16: 1e-12,
         torch.bfloat16: 1e-12}
 
@@ -202,6 +204,16 @@ def _block(log_x: torch.Tensor, a: torch.Tensor, tol: float, runner: SeriesRunne
     return out, rest
 
 
+def _columns(shape: torch.Size, a: torch.Tensor) -> bool:
+    """``a`` of at most ``COLUMNS`` entries broadcast over leading sample dimensions, each
+    shared by at least ``COLUMN_ROWS`` samples: then one shared-shape pass per entry."""
+    count = a.numel()
+    if not 1 < count <= COLUMNS or a.dim() > len(shape):
+        return False
+    return tuple(shape[len(shape) - a.dim():]) == tuple(a.shape) and \
+        math.prod(shape) >= COLUMN_ROWS * count
+
+
 def gamma_dlogx_da(log_x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """``d log x / da`` for ``x ~ Gamma(a, 1)`` at ``x = exp(log_x)`` (broadcast, float64
     inside): Temme's uniform expansion where it serves (``a >= 30``, or ``a >= 6`` for a
@@ -212,6 +224,12 @@ def gamma_dlogx_da(log_x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     log_x, a = log_x.detach(), a.detach()
     shared = a.numel() == 1
     shape = torch.broadcast_shapes(log_x.shape, a.shape)
+    if _columns(shape, a):  # a few shapes, each shared by a column of samples (a Dirichlet)
+        cols = log_x.expand(shape).reshape(-1, a.numel())
+        out = torch.empty(cols.shape, dtype=log_x.dtype, device=log_x.device)
+        for j, a_j in enumerate(a.reshape(-1)):
+            out[:, j] = gamma_dlogx_da(cols[:, j], a_j)
+        return out.view(shape)
     tol = _TOL.get(log_x.dtype, 2.0 ** -55)
     flat_lx = log_x.double().expand(shape).reshape(-1)
     flat_a = a.double().reshape(1) if shared else a.double().expand(shape).reshape(-1)
