@@ -138,6 +138,10 @@ _CF_ROWS = 17  # x, a, b, c, d, c_a, c_b, d_a, d_b, F, S_a, S_b, |delta - 1|, g_
 # steps is launch-bound, worth it for many entries, not for a few
 CF_REACH_BULK = 3000.0
 CF_BULK = 4096
+# one (a, b) for all samples: the fraction bottom-up with shared coefficients, cheap enough
+# for every comparable entry past the series up to CF_REACH_BULK (levels doubled up to this
+# many for an entry that has not settled, else the integral)
+CF_SHARED_LEVELS = 2048
 
 
 def _cf_update(rows, aa, aa_a, aa_b, tmp) -> None:
@@ -204,16 +208,79 @@ def _settled(s_a, s_b, dev, g_a, g_b, k_a, k_b, tol: float) -> torch.Tensor:
     return ok.logical_and_(g_b.abs() <= tol * (s_b + k_b).abs())
 
 
-def _by_fraction(lx, ly, a, b, tol: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(dx/da, dx/db, settled)`` by the continued fraction on its side of the mean."""
+def _coefficients(a: float, b: float, levels: int, like: torch.Tensor) -> torch.Tensor:
+    """``(3, levels)``: ``gamma_i`` and its ``a``-, ``b``-derivatives, ``d_i = x gamma_i``
+    the partial numerators of :func:`_cf` (``d_1 = -(a + b) x / (a + 1)``, then ``d_{2m}``,
+    ``d_{2m+1}``) for one shared ``(a, b)``."""
+    f64 = {"dtype": like.dtype, "device": like.device}
+    m = torch.arange(1, levels // 2 + 2, **f64)
+    e1, e2, o2 = a + 2 * m - 1, a + 2 * m, a + 2 * m + 1
+    even = m * (b - m) / (e1 * e2)
+    odd = -(a + m) * (a + b + m) / (e2 * o2)
+    g = torch.stack([torch.stack([even, -even * (1 / e1 + 1 / e2), m / (e1 * e2)]),
+                     torch.stack([odd, odd * (1 / (a + m) + 1 / (a + b + m) - 1 / e2 - 1 / o2),
+                                  odd / (a + b + m)])], -1).reshape(3, -1)  # d_2, d_3, ...
+    first = torch.tensor([-(a + b) / (a + 1), -1 / (a + 1) + (a + b) / (a + 1) ** 2,
+                          -1 / (a + 1)], **f64)[:, None]
+    return torch.cat([first, g], 1)[:, :levels]
+
+
+def _cf_shared(x: torch.Tensor, a: float, b: float, tol: float, levels: int | None = None
+               ) -> torch.Tensor:
+    """``(F, F'_a / F, F'_b / F, settled)`` of :func:`_cf`'s fraction for one shared
+    ``(a, b)``, evaluated bottom-up, ``f_i = 1 + d_i / f_{i+1}`` from ``f_{N+1} = 1``, with
+    the derivatives ``f_i' = (d_i' - d_i f_{i+1}' / f_{i+1}) / f_{i+1}``: a few kernels a
+    level, no per-entry coefficients. ``settled``: the truncation's effect on ``f_1``,
+    ``|prod_i d_i / f_{i+1}^2| |d_{N+1}|``, below ``tol / 1e3`` of ``f_1``. ``N = 32 + 4
+    sqrt(max(a, b))`` levels (every entry of its domain settles within it from shapes 2 to
+    1e4), doubled, up to ``CF_SHARED_LEVELS``, for entries that do not."""
+    levels = levels or -(-int(32 + 4 * math.sqrt(max(a, b))) // 8) * 8
+    out = _cf_levels(x, a, b, tol, levels)
+    if levels < CF_SHARED_LEVELS and not bool(out[3].all()):
+        idx = (out[3] == 0).nonzero().squeeze(1)
+        out.index_copy_(1, idx, _cf_shared(x.index_select(0, idx), a, b, tol, 2 * levels))
+    return out
+
+
+def _cf_levels(x: torch.Tensor, a: float, b: float, tol: float, levels: int) -> torch.Tensor:
+    """:func:`_cf_shared` at a fixed depth."""
+    coef = _coefficients(a, b, levels + 1, x)
+    f = torch.ones_like(x)
+    grads = torch.zeros((2,) + x.shape, dtype=x.dtype, device=x.device)
+    sens = torch.ones_like(x)
+    for i in range(levels - 1, -1, -1):
+        r = f.reciprocal()
+        t = (x * float(coef[0, i])).mul_(r)  # d_i / f_{i+1}
+        grads = torch.addcmul(x * coef[1:, i, None], t, grads, value=-1.0).mul_(r)
+        sens.mul_(t).mul_(r)
+        f = t.add_(1.0)
+    tail = sens.abs_().mul_(x * abs(float(coef[0, levels])))
+    settled = tail <= (tol * 1e-3) * f.abs()
+    r = f.reciprocal()
+    return torch.stack([r, -grads[0] * r, -grads[1] * r, settled.to(x.dtype)])
+
+
+def _by_fraction(lx, ly, a, b, tol: float, shared: tuple[float, float] | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(dx/da, dx/db, settled)`` by the continued fraction on its side of the mean (for
+    one shared ``(a, b)`` bottom-up, one pass per orientation)."""
     mirror = torch.exp(lx) > (a + 1) / (a + b + 2)
     lx, ly, a, b = (torch.where(mirror, v, u) for u, v in ((lx, ly), (ly, lx), (a, b), (b, a)))
     psi_ab = torch.digamma(a + b)
     k_a = lx - torch.digamma(a) + psi_ab - 1 / a
     k_b = ly - torch.digamma(b) + psi_ab
-    runner = SeriesRunner(_CF_ROWS, slice(9, 15), lx.numel(), lx.device)
-    f, s_a, s_b, dev, g_a, g_b = _cf(torch.exp(lx), a, b, k_a, k_b, tol, runner).unbind()
-    settled = _settled(s_a, s_b, dev, g_a, g_b, k_a, k_b, tol)
+    if shared is None:
+        runner = SeriesRunner(_CF_ROWS, slice(9, 15), lx.numel(), lx.device)
+        f, s_a, s_b, dev, g_a, g_b = _cf(torch.exp(lx), a, b, k_a, k_b, tol, runner).unbind()
+        settled = _settled(s_a, s_b, dev, g_a, g_b, k_a, k_b, tol)
+    else:
+        out = torch.empty((4,) + lx.shape, dtype=lx.dtype, device=lx.device)
+        for flip, (p, q) in ((False, shared), (True, shared[::-1])):
+            idx = (mirror == flip).nonzero().squeeze(1)
+            if idx.numel():
+                out.index_copy_(1, idx, _cf_shared(torch.exp(lx.index_select(0, idx)), p, q, tol))
+        f, s_a, s_b, settled = out.unbind()
+        settled = settled > 0
     cancel = torch.maximum((k_a.abs() + s_a.abs()) / (k_a + s_a).abs(),
                            (k_b.abs() + s_b.abs()) / (k_b + s_b).abs())
     settled &= cancel <= CANCEL_LIMIT
@@ -309,11 +376,14 @@ def beta_dx_dab(log_x: torch.Tensor, log_y: torch.Tensor, a: torch.Tensor,
     comparable = rest & (hi <= CF_RATIO * lo) & (m > SERIES_REACH)
     near = comparable & (m <= CF_REACH)
     bulk = comparable & (m > CF_REACH) & (m <= CF_REACH_BULK)
-    if int(bulk.sum()) >= CF_BULK:
+    if shared is not None:
+        near = comparable & (m <= CF_REACH_BULK)
+    elif int(bulk.sum()) >= CF_BULK:
         near |= bulk
     if bool(near.any()):
         for sel in near.nonzero().squeeze(1).split(step):  # blocks bound the 17-row state
-            d1, d2, ok = _by_fraction(*(t.index_select(0, sel).double() for t in flat), tol)
+            d1, d2, ok = _by_fraction(*(t.index_select(0, sel).double() for t in flat), tol,
+                                      shared)
             da.index_copy_(0, sel, d1.to(da.dtype)), db.index_copy_(0, sel, d2.to(db.dtype))
             rest.index_fill_(0, sel.masked_select(ok), False)
     if bool(rest.any()):
