@@ -41,19 +41,29 @@ def _reach(L: Callable, dL: Callable, v_m: torch.Tensor, sign: torch.Tensor, lim
            guess: torch.Tensor, drop: float | torch.Tensor = DROP, top: torch.Tensor | None = None,
            steps: int = 10, margin: float = 1.25) -> torch.Tensor:
     """Distance ``D`` from the peak where ``L(v_m + sign D) = L(v_m) - drop`` (capped at
-    ``limit``); ``sign``, ``limit``, ``guess`` and ``drop`` broadcast (several reaches at once)."""
+    ``limit``); ``sign``, ``limit``, ``guess`` and ``drop`` broadcast (several reaches at once).
+
+    Safeguarded Newton on ``g(D) = L - top + drop`` (positive at the peak, falling away from
+    it): a bracket ``[lo, hi]`` with ``g(lo) > 0 >= g(hi)`` is kept, and a Newton step that
+    leaves it is replaced by bisection (or, before an ``hi`` is known, by doubling), so no
+    entry cycles. The result is the last iterate, unless it falls short of the drop by more
+    than half a nat: then ``hi``, where the drop is surely reached."""
     top = L(v_m) if top is None else top
     d = torch.minimum(guess, limit).clamp_min(1e-300)
+    lo, hi = torch.zeros_like(d), torch.full_like(d, float("inf"))
     for _ in range(steps):
         v = v_m + sign * d
         g = L(v) - top + drop
+        above = g > 0
+        lo, hi = torch.where(above, d, lo), torch.where(above, hi, d)
         slope = sign * dL(v)
-        step = torch.where(slope < 0, g / slope, torch.zeros_like(g))
-        new = torch.where(torch.isfinite(step), d - step, d / 2)
-        # Newton; where it would leave (0, limit] halve or cap instead
-        new = torch.where(new > 0, new, d / 2)
-        d = torch.minimum(new, limit)
-    return torch.minimum(d * margin, limit)
+        newton = d - g / slope
+        inside = (slope < 0) & (newton > lo) & (newton < hi)  # (false for NaN)
+        fallback = torch.where(torch.isinf(hi), 2 * d, (lo + hi) / 2)
+        d = torch.minimum(torch.where(inside, newton, fallback), limit)
+    g = L(v_m + sign * d) - top + drop  # d past the drop or within half a nat of it: d
+    short = (g > 0.5) & (d < limit) & torch.isfinite(hi)
+    return torch.minimum(torch.where(short, hi, d) * margin, limit)
 
 
 def _side(integrand: Callable, v_m: torch.Tensor, sign: float, far: torch.Tensor,
