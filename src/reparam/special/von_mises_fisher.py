@@ -14,6 +14,7 @@ with ``s = 1 + w``, and so is the derivative (:func:`vmf3_dw_dkappa`): no quadra
 from __future__ import annotations
 
 import math
+from functools import cache
 
 import numpy as np
 import torch
@@ -34,8 +35,13 @@ CHAIN_STEP = 1.0  # ... across neighbours whose log densities differ by at most 
 
 def _gauss8(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """8-point Gauss-Legendre nodes / weights on [0, 1]."""
+    return _gauss8_on(like.dtype, str(like.device))
+
+
+@cache
+def _gauss8_on(dtype: torch.dtype, device: str) -> tuple[torch.Tensor, torch.Tensor]:
     x, w = np.polynomial.legendre.leggauss(8)
-    f64 = {"dtype": like.dtype, "device": like.device}
+    f64 = {"dtype": dtype, "device": device}
     return torch.tensor((x + 1) / 2, **f64), torch.tensor(w / 2, **f64)
 
 
