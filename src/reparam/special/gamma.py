@@ -24,6 +24,8 @@ Regions (no cancellation anywhere, ``psi`` the digamma):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import cache
 
 import torch
 
@@ -171,13 +173,15 @@ def _terms(need: float) -> int:
     return min(-(-int(need) // 8) * 8, _SERIES_TERMS)
 
 
-def _block(log_x: torch.Tensor, a: torch.Tensor, tol: float, runner: SeriesRunner,
-           shared: float | None = None):
+def _block(log_x: torch.Tensor, a: torch.Tensor, tol: float,
+           runner: Callable[[], SeriesRunner], shared: float | None = None):
     """The series on one flat float64 block: ``(d log x / da, entries left to the integral)``;
-    ``shared``: the one shape of every entry, if so."""
+    ``runner()`` gives the term-by-term runner (made on first use); ``shared``: the one
+    shape of every entry, if so."""
     x = torch.exp(log_x)
     psi1 = torch.digamma(a + 1.0)
-    if float(a.max()) <= SERIES_MAX_SHAPE and float((x - a).max()) < SERIES_REACH:
+    a_max, reach = torch.stack([a.max(), (x - a).max()]).tolist()
+    if a_max <= SERIES_MAX_SHAPE and reach < SERIES_REACH:
         sel, out, rest = None, None, None  # the usual case: all by the series, no masks
         sx, slx, sa, spsi = x, log_x, a, psi1
     else:
@@ -189,7 +193,7 @@ def _block(log_x: torch.Tensor, a: torch.Tensor, tol: float, runner: SeriesRunne
             _series_shared(sx, shared, tol)
         if not bool(ok.all()):  # rare (T capped): those entries term by term
             idx = ok.logical_not_().nonzero().squeeze(1)
-            s2, ds2 = _series(sx.index_select(0, idx), sa.index_select(0, idx), tol, runner)
+            s2, ds2 = _series(sx.index_select(0, idx), sa.index_select(0, idx), tol, runner())
             s.index_copy_(0, idx, s2), ds.index_copy_(0, idx, ds2)
         lead = torch.sub(slx, spsi).mul_(s)
         total = lead + ds
@@ -271,15 +275,18 @@ def _dlogx_da_exact(log_x: torch.Tensor, a: torch.Tensor, tol: float,
     above ``a + 1``, then one integral pass for the rest (flat tensors of one length;
     ``shared``: the one shape of all entries, if so)."""
     flat_lx, flat_a = log_x.reshape(-1), a.reshape(-1)
-    out = torch.empty_like(flat_lx)
-    rest = torch.empty(out.shape, dtype=torch.bool, device=out.device)
-    size = min(BLOCK, out.numel())
-    runner = SeriesRunner(6, slice(4, 6), size, out.device)
-    lx_buf, a_buf = (torch.empty(size, dtype=torch.float64, device=out.device) for _ in "12")
-    for i in range(0, out.numel(), BLOCK):
-        j = slice(i, i + BLOCK)
-        lx, ra = lx_buf[: flat_lx[j].numel()].copy_(flat_lx[j]), a_buf[: flat_a[j].numel()]
-        out[j], rest[j] = _block(lx, ra.copy_(flat_a[j]), tol, runner, shared)
+    size = min(BLOCK, flat_lx.numel())
+    runner = cache(lambda: SeriesRunner(6, slice(4, 6), size, flat_lx.device))  # if needed
+    if flat_lx.numel() <= BLOCK:  # one block: no buffers
+        out, rest = _block(flat_lx, flat_a, tol, runner, shared)
+    else:
+        out = torch.empty_like(flat_lx)
+        rest = torch.empty(out.shape, dtype=torch.bool, device=out.device)
+        lx_buf, a_buf = (torch.empty(size, dtype=torch.float64, device=out.device) for _ in "12")
+        for i in range(0, out.numel(), BLOCK):
+            j = slice(i, i + BLOCK)
+            lx, ra = lx_buf[: flat_lx[j].numel()].copy_(flat_lx[j]), a_buf[: flat_a[j].numel()]
+            out[j], rest[j] = _block(lx, ra.copy_(flat_a[j]), tol, runner, shared)
     tail = rest & (flat_lx > torch.log1p(flat_a.double()))  # x > a + 1: the continued fraction
     if bool(tail.any()):
         idx = tail.nonzero().squeeze(1)
