@@ -67,12 +67,16 @@ def _reach(L: Callable, dL: Callable, v_m: torch.Tensor, sign: torch.Tensor, lim
 
 
 def _side(integrand: Callable, v_m: torch.Tensor, sign: float, far: torch.Tensor,
-          mids: torch.Tensor, rule: tuple[torch.Tensor, torch.Tensor]) -> list[torch.Tensor]:
-    """Gauss-Legendre over the panels of one side: ends at the drops ``mids``, ``far``, the
-    first panel's fractions and geometric fractions of ``far`` (sorted union)."""
+          mids: torch.Tensor, rule: tuple[torch.Tensor, torch.Tensor], extra: bool
+          ) -> list[torch.Tensor]:
+    """Gauss-Legendre over the panels of one side: ends at the drops ``mids`` and ``far``,
+    and if ``extra`` the first panel's fractions and geometric fractions of ``far`` (sorted
+    union)."""
     nodes, weights = rule
-    ends = [mids[0] * f for f in _INNER[1:-1]] + list(mids.unbind()) + [far]
-    ends = torch.stack(ends + [far * f for f in _GEOMETRIC]).sort(dim=0).values
+    ends = list(mids.unbind()) + [far]
+    if extra:
+        ends += [mids[0] * f for f in _INNER[1:-1]] + [far * f for f in _GEOMETRIC]
+    ends = torch.stack(ends).sort(dim=0).values
     lo = torch.cat([torch.zeros_like(far)[None], ends[:-1]])
     width = ends - lo
     # (panels, nodes) blocks of at most _EVALS integrand values per evaluation
@@ -94,12 +98,14 @@ def _side(integrand: Callable, v_m: torch.Tensor, sign: float, far: torch.Tensor
 
 
 def peak_integral(integrand: Callable, L: Callable, dL: Callable, v_m: torch.Tensor,
-                  guess: torch.Tensor, upper: torch.Tensor | None = None, nodes: int = _NODES
-                  ) -> torch.Tensor | tuple[torch.Tensor, ...]:
+                  guess: torch.Tensor, upper: torch.Tensor | None = None, nodes: int = _NODES,
+                  extra_panels: bool = True) -> torch.Tensor | tuple[torch.Tensor, ...]:
     """``int_0^upper integrand(v) dv`` for ``integrand = s exp(L)`` peaked at ``v_m``.
 
     ``L`` and ``dL`` give the log ratio and its derivative; ``guess`` is a rough width;
-    ``upper`` (default infinity) bounds the domain; ``nodes`` Gauss-Legendre nodes a panel.
+    ``upper`` (default infinity) bounds the domain; ``nodes`` Gauss-Legendre nodes a panel;
+    ``extra_panels=False`` keeps only the panels between the drops (an integrand smooth
+    enough that boundary layers and slow tails need no panels of their own).
     ``integrand`` may return a tuple of tensors (several scores sharing one ``exp(L)``); the
     result is then a tuple too. The Newton reaches of both sides and all drops run stacked
     (few kernels); a side of zero length everywhere (a monotone integrand) costs no panels.
@@ -117,7 +123,7 @@ def peak_integral(integrand: Callable, L: Callable, dL: Callable, v_m: torch.Ten
     total = None
     for i, sign in enumerate((1.0, -1.0)):
         if bool((far[i] > 0).any()):
-            part = _side(integrand, v_m, sign, far[i], mids[i], rule)
+            part = _side(integrand, v_m, sign, far[i], mids[i], rule, extra_panels)
             total = part if total is None else [a + b for a, b in zip(total, part, strict=True)]
     if total is None:
         probe = integrand(v_m)
