@@ -138,6 +138,9 @@ _CF_ROWS = 17  # x, a, b, c, d, c_a, c_b, d_a, d_b, F, S_a, S_b, |delta - 1|, g_
 # steps is launch-bound, worth it for many entries, not for a few
 CF_REACH_BULK = 3000.0
 CF_BULK = 4096
+# per-sample shapes: the Lentz pass (~15 ms, launch-bound, up to thousands of entries) only
+# for at least this many entries; fewer cost the integral ~10 us each (n = 2000 A/B)
+CF_MIN = 1024
 # one (a, b) for all samples: the fraction bottom-up with shared coefficients, cheap enough
 # for every comparable entry past the series up to CF_REACH_BULK (levels doubled up to this
 # many for an entry that has not settled, else the integral)
@@ -380,6 +383,8 @@ def beta_dx_dab(log_x: torch.Tensor, log_y: torch.Tensor, a: torch.Tensor,
         near = comparable & (m <= CF_REACH_BULK)
     elif int(bulk.sum()) >= CF_BULK:
         near |= bulk
+    if shared is None and int(near.sum()) < CF_MIN:  # a launch-bound pass for a few entries:
+        near.zero_()  # the integral (running anyway) takes them for less
     if bool(near.any()):
         for sel in near.nonzero().squeeze(1).split(step):  # blocks bound the 17-row state
             d1, d2, ok = _by_fraction(*(t.index_select(0, sel).double() for t in flat), tol,
