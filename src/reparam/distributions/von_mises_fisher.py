@@ -164,16 +164,25 @@ class VonMisesFisher(Reparameterized):
                                  noise, "VonMisesFisher")
 
     def _place(self, w: torch.Tensor, shape: torch.Size, noise) -> torch.Tensor:
-        """``H (w, sqrt(1 - w^2) v)``: rotate the sample around ``e_1`` onto ``mu``."""
-        v = self._draw_normal(shape, noise, self.loc)[..., 1:]
-        v = v / v.norm(dim=-1, keepdim=True)
-        x = torch.cat([w.unsqueeze(-1), torch.sqrt((1 - w) * (1 + w)).unsqueeze(-1) * v], -1)
+        """``y = H x``, ``x = w e_1 + s z``: normals ``z`` with ``z_1 = 0``, ``s = sqrt(1 - w^2)
+        / |z|``, and the Householder reflection ``H = I - c u u^T``, ``u = e_1 - mu``, ``c = 2 /
+        u^T u`` (``H e_1 = mu``; ``c = 0`` for ``mu = e_1``). For one ``mu``, ``y = s z + w
+        e_1 - c (u^T x) u`` is one ``addmm`` (few full-size temporaries: at ``d = 1000`` each
+        costs as much as the rest of the sample)."""
+        z = self._draw_normal(shape, noise, self.loc)
+        z[..., 0] = 0
+        s = torch.sqrt((1 - w) * (1 + w)) / z.norm(dim=-1)
         e1 = torch.zeros_like(self.loc)
         e1[..., 0] = 1
         u = e1 - self.loc
         uu = (u * u).sum(-1, keepdim=True)
-        # x - 2 (u.x / u.u) u; mu = e_1 (u = 0): the identity, by a zero coefficient
         coef = torch.where(uu > 1e-20, 2 / uu.clamp_min(1e-20), torch.zeros_like(uu))
+        if u.dim() == 1:
+            fz, fs, fw = z.reshape(-1, z.shape[-1]), s.reshape(-1), w.reshape(-1)
+            proj = fw * u[0] + fs * (fz @ u)  # u^T x
+            left, right = torch.stack([fw, -proj], -1), torch.stack([e1, coef * u])
+            return torch.addmm(fz * fs.unsqueeze(-1), left, right).view(z.shape)
+        x = torch.cat([w.unsqueeze(-1), (z * s.unsqueeze(-1))[..., 1:]], -1)
         return x - ((u * x).sum(-1, keepdim=True) * coef) * u
 
     def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(),
