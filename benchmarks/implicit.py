@@ -367,7 +367,7 @@ def accuracy() -> None:
     print("\n## accuracy: max relative error of dz/dtheta at the families' own samples vs "
           "40-digit mpmath\n\n| family | grid | float64 | float32 |\n|---|---|---:|---:|")
     for name, grid, fn in (("Gamma", "a in 1e-3 .. 1e4", _gamma_accuracy),
-                           ("Beta", "(a, b) in 1e-2 .. 1e3, unequal too", _beta_accuracy),
+                           ("Beta", "(a, b) in 1e-2 .. 1e4, unequal too", _beta_accuracy),
                            ("StudentT", "df in 0.5 .. 1e3", _student_accuracy),
                            ("VonMisesFisher", "d in 5 .. 1000, kappa in 1e-3 .. 1e4",
                             _vmf_accuracy)):
