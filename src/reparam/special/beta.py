@@ -352,13 +352,53 @@ def _block(lx, ly, a, b, tol: float, runner: SeriesRunner,
     return da, db, inner & ~good
 
 
+def _fraction_entries(flat, rest, shared) -> torch.Tensor:
+    """The entries left by the series that the continued fraction takes: comparable shapes
+    past the series' reach, up to ``CF_REACH`` (``CF_REACH_BULK`` for at least ``CF_BULK``
+    such entries, or for shared shapes); per-sample, only for at least ``CF_MIN`` entries (a
+    launch-bound pass for a few costs more than the integral, running anyway, takes)."""
+    m = torch.minimum(flat[0], flat[1]).exp() * (flat[2] + flat[3])
+    lo, hi = torch.minimum(flat[2], flat[3]), torch.maximum(flat[2], flat[3])
+    comparable = rest & (hi <= CF_RATIO * lo) & (m > SERIES_REACH)
+    if shared is not None:
+        return comparable & (m <= CF_REACH_BULK)
+    near = comparable & (m <= CF_REACH)
+    bulk = comparable & (m > CF_REACH) & (m <= CF_REACH_BULK)
+    if int(bulk.sum()) >= CF_BULK:
+        near |= bulk
+    return near if int(near.sum()) >= CF_MIN else torch.zeros_like(near)
+
+
+def _by_integral(lx, ly, ra, rb) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(dx/da, dx/db)`` by quadrature: one pass per side and node group, both scores
+    sharing ``exp(L)``, each integrated on the side of ``x`` where it keeps its sign."""
+    psi_ab = torch.digamma(ra + rb)
+    upper_a = lx >= torch.digamma(ra) - psi_ab  # s_a >= 0 on [x, 1]
+    upper_b = ly <= torch.digamma(rb) - psi_ab  # s_b <= 0 on [x, 1]
+    xy = torch.exp(lx + ly)
+    outs = (torch.zeros_like(lx), torch.zeros_like(lx))
+    smooth = torch.minimum(ra, rb) >= 1.0  # no boundary layer: NODES_SMOOTH a panel
+    for side, (group, nodes) in product((True, False), ((smooth, NODES_SMOOTH), (~smooth, None))):
+        need_a = (upper_a if side else ~upper_a) & group
+        need_b = (upper_b if side else ~upper_b) & group
+        m = need_a | need_b
+        if not m.any():
+            continue
+        ja, jb = _side(lx[m], ly[m], ra[m], rb[m], side, nodes)
+        scale = xy[m] if side else -xy[m]
+        for out, need, j in ((outs[0], need_a, ja), (outs[1], need_b, jb)):
+            out[need] = (scale * j)[need[m]]
+    return outs
+
+
 def beta_dx_dab(log_x: torch.Tensor, log_y: torch.Tensor, a: torch.Tensor,
                 b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(dx/da, dx/db)`` for ``x ~ Beta(a, b)`` given ``log x`` and ``log(1 - x)``.
 
     ``dx/dtheta = -x y int_{-inf}^{u_x} s exp(L) du = x y int_{u_x}^{inf} s exp(L) du``;
-    the series in blocks of ``BLOCK`` entries, then one integral pass for the rest. The
-    result is a constant for autograd (double backward treats ``dx/dtheta`` as fixed).
+    the series in blocks of ``BLOCK`` entries, the continued fraction for the entries it
+    serves, then one integral pass for the rest. The result is a constant for autograd
+    (double backward treats ``dx/dtheta`` as fixed).
     """
     shared = (float(a), float(b)) if a.numel() == 1 and b.numel() == 1 else None
     log_x, log_y, a, b = torch.broadcast_tensors(*(t.detach() for t in (log_x, log_y, a, b)))
@@ -374,17 +414,7 @@ def beta_dx_dab(log_x: torch.Tensor, log_y: torch.Tensor, a: torch.Tensor,
         j = slice(i, i + step)
         block = (buf[: t[j].numel()].copy_(t[j]) for buf, t in zip(bufs, flat, strict=True))
         da[j], db[j], rest[j] = _block(*block, tol, runner, shared)
-    m = torch.minimum(flat[0], flat[1]).exp() * (flat[2] + flat[3])
-    lo, hi = torch.minimum(flat[2], flat[3]), torch.maximum(flat[2], flat[3])
-    comparable = rest & (hi <= CF_RATIO * lo) & (m > SERIES_REACH)
-    near = comparable & (m <= CF_REACH)
-    bulk = comparable & (m > CF_REACH) & (m <= CF_REACH_BULK)
-    if shared is not None:
-        near = comparable & (m <= CF_REACH_BULK)
-    elif int(bulk.sum()) >= CF_BULK:
-        near |= bulk
-    if shared is None and int(near.sum()) < CF_MIN:  # a launch-bound pass for a few entries:
-        near.zero_()  # the integral (running anyway) takes them for less
+    near = _fraction_entries(flat, rest, shared)
     if bool(near.any()):
         for sel in near.nonzero().squeeze(1).split(step):  # blocks bound the 17-row state
             d1, d2, ok = _by_fraction(*(t.index_select(0, sel).double() for t in flat), tol,
@@ -393,24 +423,6 @@ def beta_dx_dab(log_x: torch.Tensor, log_y: torch.Tensor, a: torch.Tensor,
             rest.index_fill_(0, sel.masked_select(ok), False)
     if bool(rest.any()):
         idx = rest.nonzero().squeeze(1)
-        lx, ly, ra, rb = (t.index_select(0, idx).double() for t in flat)
-        psi_ab = torch.digamma(ra + rb)
-        upper_a = lx >= torch.digamma(ra) - psi_ab  # s_a >= 0 on [x, 1]
-        upper_b = ly <= torch.digamma(rb) - psi_ab  # s_b <= 0 on [x, 1]
-        xy = torch.exp(lx + ly)
-        outs = (torch.zeros_like(lx), torch.zeros_like(lx))
-        smooth = torch.minimum(ra, rb) >= 1.0  # no boundary layer: NODES_SMOOTH a panel
-        for side, (group, nodes) in product((True, False), ((smooth, NODES_SMOOTH),
-                                                            (~smooth, None))):
-            need_a = (upper_a if side else ~upper_a) & group
-            need_b = (upper_b if side else ~upper_b) & group
-            m = need_a | need_b  # one pass per side and group, both scores share exp(L)
-            if not m.any():
-                continue
-            ja, jb = _side(lx[m], ly[m], ra[m], rb[m], side, nodes)
-            scale = xy[m] if side else -xy[m]
-            for out, need, j in ((outs[0], need_a, ja), (outs[1], need_b, jb)):
-                out[need] = (scale * j)[need[m]]
-        da.index_copy_(0, idx, outs[0].to(da.dtype))
-        db.index_copy_(0, idx, outs[1].to(db.dtype))
+        d1, d2 = _by_integral(*(t.index_select(0, idx).double() for t in flat))
+        da.index_copy_(0, idx, d1.to(da.dtype)), db.index_copy_(0, idx, d2.to(db.dtype))
     return da.view(log_x.shape), db.view(log_x.shape)
