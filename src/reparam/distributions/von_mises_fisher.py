@@ -123,7 +123,7 @@ class VonMisesFisher(Reparameterized):
         return b, x0, kappa * x0 + m * torch.log1p(-x0 * x0)
 
     def _proposal(self, shape: torch.Size):
-        """Wood's proposal for ``shape``: ``(propose, log_accept, h)``, no gradient."""
+        """Wood's proposal for ``shape``: ``(propose, log_accept, h, b)``, no gradient."""
         m = self.d - 1
         kappa = self.concentration.detach().expand(shape)
         half = torch.full((), m / 2, dtype=kappa.dtype, device=kappa.device)
@@ -142,18 +142,17 @@ class VonMisesFisher(Reparameterized):
             w = h(eps, bb)
             return k * w + m * torch.log1p(-xx * w) - cc
 
-        return propose, log_accept, h
+        return propose, log_accept, h, b0
 
     def _height_value(self, shape: torch.Size, noise) -> torch.Tensor:
         """Wood's height ``w`` alone (no log weight: the implicit gradient needs none)."""
-        propose, log_accept, h = self._proposal(shape)
-        eps = accepted_noise(propose, log_accept, shape, noise, "VonMisesFisher")
-        return h(eps, self._wood(self.concentration.detach().expand(shape))[0])
+        propose, log_accept, h, b = self._proposal(shape)
+        return h(accepted_noise(propose, log_accept, shape, noise, "VonMisesFisher"), b)
 
     def _height(self, shape: torch.Size, noise) -> RejectionSample:
         """Wood's height ``w = h(eps, kappa)``, pathwise in ``kappa``, and its log weight."""
         m = self.d - 1
-        propose, log_accept, h = self._proposal(shape)
+        propose, log_accept, h, _ = self._proposal(shape)
         kappa = self.concentration.expand(shape)
         b = self._wood(kappa)[0]
         k0 = self.concentration  # the normalizer once per batch entry, not per sample

@@ -263,6 +263,18 @@ def _cf_levels(x: torch.Tensor, a: float, b: float, tol: float, levels: int) -> 
     return torch.stack([r, -grads[0] * r, -grads[1] * r, settled.to(x.dtype)])
 
 
+def _by_orientation(fn, v: torch.Tensor, mirror: torch.Tensor, shared: tuple[float, float],
+                    tol: float) -> torch.Tensor:
+    """``fn(v, p, q, tol)`` (4 rows) for the entries of each orientation: ``(p, q) = (a, b)``
+    where not ``mirror``, ``(b, a)`` where it is (one pass each)."""
+    out = torch.empty((4,) + v.shape, dtype=v.dtype, device=v.device)
+    for flip, (p, q) in ((False, shared), (True, shared[::-1])):
+        idx = (mirror == flip).nonzero().squeeze(1)
+        if idx.numel():
+            out.index_copy_(1, idx, fn(v.index_select(0, idx), p, q, tol))
+    return out
+
+
 def _by_fraction(lx, ly, a, b, tol: float, shared: tuple[float, float] | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(dx/da, dx/db, settled)`` by the continued fraction on its side of the mean (for
@@ -277,12 +289,8 @@ def _by_fraction(lx, ly, a, b, tol: float, shared: tuple[float, float] | None = 
         f, s_a, s_b, dev, g_a, g_b = _cf(torch.exp(lx), a, b, k_a, k_b, tol, runner).unbind()
         settled = _settled(s_a, s_b, dev, g_a, g_b, k_a, k_b, tol)
     else:
-        out = torch.empty((4,) + lx.shape, dtype=lx.dtype, device=lx.device)
-        for flip, (p, q) in ((False, shared), (True, shared[::-1])):
-            idx = (mirror == flip).nonzero().squeeze(1)
-            if idx.numel():
-                out.index_copy_(1, idx, _cf_shared(torch.exp(lx.index_select(0, idx)), p, q, tol))
-        f, s_a, s_b, settled = out.unbind()
+        f, s_a, s_b, settled = _by_orientation(_cf_shared, torch.exp(lx), mirror, shared,
+                                               tol).unbind()
         settled = settled > 0
     cancel = torch.maximum((k_a.abs() + s_a.abs()) / (k_a + s_a).abs(),
                            (k_b.abs() + s_b.abs()) / (k_b + s_b).abs())
@@ -298,11 +306,7 @@ def _sums(lx, a, b, mirror, tol: float, runner: SeriesRunner,
     polynomials, one pass per orientation (unconverged entries term by term)."""
     if shared is None:
         return _series(lx, a, b, tol, runner).unbind()
-    out = torch.empty((4,) + lx.shape, dtype=lx.dtype, device=lx.device)
-    for flip, (p, q) in ((False, shared), (True, shared[::-1])):
-        idx = (mirror == flip).nonzero().squeeze(1)
-        if idx.numel():
-            out.index_copy_(1, idx, _series_shared(lx.index_select(0, idx), p, q, tol))
+    out = _by_orientation(_series_shared, lx, mirror, shared, tol)
     f, fa, fb, ok = out.unbind()
     if not bool(ok.all()):
         idx = (ok == 0).nonzero().squeeze(1)

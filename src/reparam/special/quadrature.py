@@ -28,8 +28,8 @@ _EVALS = 32000  # integrand values per evaluation: in cache, under torch's paral
 
 
 @cache
-def _rule(dtype: torch.dtype, device: str, nodes: int = _NODES
-          ) -> tuple[torch.Tensor, torch.Tensor]:
+def gauss_legendre(dtype: torch.dtype, device: str, nodes: int = _NODES
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Gauss-Legendre nodes / weights on [0, 1]."""
     x, w = np.polynomial.legendre.leggauss(nodes)
     t = torch.tensor((x + 1) / 2, dtype=torch.float64)
@@ -111,7 +111,7 @@ def peak_integral(integrand: Callable, L: Callable, dL: Callable, v_m: torch.Ten
     (few kernels); a side of zero length everywhere (a monotone integrand) costs no panels.
     """
     upper = torch.full_like(v_m, float("inf")) if upper is None else upper
-    rule = _rule(v_m.dtype, str(v_m.device), nodes)
+    rule = gauss_legendre(v_m.dtype, str(v_m.device), nodes)
     top = L(v_m)
     lead = (1,) * v_m.dim()
     signs = torch.tensor([1.0, -1.0], dtype=v_m.dtype, device=v_m.device).view((2,) + lead)
