@@ -59,7 +59,7 @@ CONFIG = "config.json"
 LOCK = ".lock"
 SET_ASIDE = ".overwritten"  # an overwritten run waits here until the new run finishes
 SPEC_KEY = "reparam.model_spec"
-_PRIVATE = {LOCK, SET_ASIDE, ".write-test"}
+_PRIVATE = {LOCK, SET_ASIDE}
 
 
 # ---------------------------------------------------------------- atomic, umask-true writes
@@ -161,9 +161,11 @@ def prepare_run_dir(out: str | Path | None) -> Path:
     path = Path(out) if out else new_run_dir()
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
+        # a probe of its own: two writers starting on one --out must not unlink each other's
+        # (the loser then meets the lock, as it should, not a vanished file)
+        probe = path / f".write-test-{os.getpid()}-{secrets.token_hex(3)}.tmp"
         probe.write_bytes(b"")
-        probe.unlink()
+        probe.unlink(missing_ok=True)
     except OSError as err:
         raise RunDirError(f"cannot write to run directory {str(path)!r}: {err.strerror or err}",
                           hint="choose a writable --out") from None
@@ -206,7 +208,13 @@ def _acquire(path: Path) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise RunLockedError(f"run directory {path} is in use by {lock_holder(path)}",
+        holder = lock_holder(path)
+        for _ in range(40):  # the holder writes who it is just after it locks: wait for it
+            if holder != "another process":
+                break
+            time.sleep(0.025)
+            holder = lock_holder(path)
+        raise RunLockedError(f"run directory {path} is in use by {holder}",
                              hint="wait for that run to finish, or choose another --out") from None
     info = {"pid": os.getpid(), "host": socket.gethostname(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
