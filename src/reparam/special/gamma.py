@@ -128,25 +128,25 @@ def _upper_cf(x: torch.Tensor, a: torch.Tensor, tol: float) -> tuple[torch.Tenso
 
 
 def _series_dense(x: torch.Tensor, a: torch.Tensor, tol: float):
-    """``(S, S', converged)`` with all terms at once: ``q`` is a ``(terms, m)`` tensor,
+    """``(S, S', converged)`` with all terms at once: ``q`` is an ``(m, terms)`` tensor,
     ``t_n = cumprod q``, ``G_n = cumsum q`` (a handful of large kernels instead of five a
     term). ``terms = max(x - a, 0) + sqrt(90 x) + 12`` over the block (past the peak the terms
     fall like ``exp(-d^2 / 2x)``, below ``e^-45`` there); entries not converged by then are
     flagged for the term-by-term runner."""
     terms = _terms(float(((x - a).clamp_min(0.0) + torch.sqrt(90.0 * x)).max()) + 12.0)
-    k = torch.arange(1, terms + 1, dtype=x.dtype, device=x.device)[:, None]
+    k = torch.arange(1, terms + 1, dtype=x.dtype, device=x.device)
     s, ds = torch.empty_like(x), torch.empty_like(x)
     ok = torch.empty(x.shape, dtype=torch.bool, device=x.device)
     step = max(1, DENSE_VALUES // terms)
     for i in range(0, x.numel(), step):
         j = slice(i, i + step)
         xs = x[j]
-        q = xs / (a[j] + k)
-        g = q.cumsum(0)
-        t = q.cumprod_(0)
-        torch.sum(t, 0, out=s[j]).add_(1.0)
-        torch.linalg.vecdot(t, g, dim=0, out=ds[j])
-        torch.le((xs + g[-1]) * t[-1], xs * s[j] * tol, out=ok[j])
+        q = xs[:, None] / (a[j][:, None] + k)  # (entries, terms): the scans run along rows
+        g = q.cumsum(1)
+        t = q.cumprod_(1)
+        torch.sum(t, 1, out=s[j]).add_(1.0)
+        torch.linalg.vecdot(t, g, dim=1, out=ds[j])
+        torch.le((xs + g[:, -1]) * t[:, -1], xs * s[j] * tol, out=ok[j])
     return s, ds / -x.clamp_min(torch.finfo(x.dtype).tiny), ok
 
 
