@@ -145,3 +145,62 @@ def test_bf16_on_a_cpu_without_bf16_units_warns(monkeypatch):
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
     with pytest.warns(UserWarning, match="emulated"):
         train(bf16=True, epochs=1, hidden=[16], save=False, progress=False, tensorboard=False)
+
+
+def _model(posterior, latent=4, hidden=(16, 12), activation="tanh"):
+    config = TrainConfig(hidden=list(hidden), latent_dim=latent, posterior=posterior,
+                         activation=activation)
+    return build_model(config, 20, None)
+
+
+@pytest.mark.parametrize("posterior", ["gamma", "dirichlet"])
+@pytest.mark.parametrize("num_samples", [1, 3])
+@pytest.mark.parametrize("beta", [1.0, 0.3])
+def test_implicit_posteriors_match_autograd_float64(posterior, num_samples, beta):
+    """Gamma and Dirichlet heads: loss and every gradient as autograd's (implicit gradients
+    through rsample, the registered closed-form KL) to float rounding."""
+    torch.manual_seed(0)
+    model = _model(posterior).double()
+    x = (torch.rand(7, 20, dtype=torch.float64) < 0.3).double()
+    out, ref, fused, autograd = _grads_both_ways(model, x, beta, num_samples)
+    for name in ("loss", "elbo", "recon", "kl"):
+        torch.testing.assert_close(getattr(out, name), getattr(ref, name).detach(),
+                                   rtol=1e-12, atol=1e-12)
+    for g, r in zip(fused, autograd):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("posterior", ["gamma", "dirichlet"])
+def test_implicit_posteriors_at_extreme_outputs(posterior):
+    """Encoder outputs past softplus' threshold (20) and tiny concentrations (samples that
+    underflow and are clamped: zero gradient there, as autograd's clamp)."""
+    torch.manual_seed(0)
+    model = _model(posterior, latent=3, hidden=(8,)).double()
+    last = model.encoder.net[-1]
+    with torch.no_grad():
+        last.weight.mul_(30.0)
+        last.bias.copy_(torch.linspace(-40.0, 25.0, last.out_features))
+    x = (torch.rand(9, 20, dtype=torch.float64) < 0.5).double()
+    out, ref, fused, autograd = _grads_both_ways(model, x, 1.0, 2)
+    torch.testing.assert_close(out.loss, ref.loss.detach(), rtol=1e-12, atol=1e-12)
+    for g, r in zip(fused, autograd):
+        assert torch.isfinite(g).all()
+        torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("posterior", ["gamma", "dirichlet"])
+def test_implicit_posteriors_train_the_same_with_and_without(posterior):
+    kwargs = dict(epochs=1, hidden=[32], posterior=posterior, save=False, progress=False)
+    fused = train(**kwargs)
+    plain = train(fused=False, **kwargs)
+    assert fused.metrics["fused_step"] and not plain.metrics["fused_step"]
+    for a, b in zip(fused.history, plain.history):
+        assert a["train_elbo"] == pytest.approx(b["train_elbo"], abs=1e-3)
+        assert a["test_elbo"] == pytest.approx(b["test_elbo"], abs=1e-2)
+
+
+def test_declines_an_implicit_posterior_with_another_prior():
+    model = _model("gamma")
+    assert fused_step(model) is not None
+    model.prior_module = build_model(TrainConfig(hidden=[16], latent_dim=4), 20, None).prior_module
+    assert fused_step(model) is None

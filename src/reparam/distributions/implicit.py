@@ -18,7 +18,7 @@ underflows (``G_a = G_{a+1} U^{1/a}``), the sampler behind Gamma, Beta and Diric
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 
@@ -28,7 +28,7 @@ from ._autograd import sum_to_shape
 from .rejection import accept_reject, gather
 
 __all__ = ["implicit_rsample", "implicit_attach", "log_standard_gamma", "implicit_log_gamma",
-           "standard_gamma", "log_marsaglia_tsang"]
+           "standard_gamma", "log_marsaglia_tsang", "dlog_gamma_da"]
 
 CdfGrad = Callable[..., Sequence[torch.Tensor]]
 
@@ -57,6 +57,12 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def derivative_threads(numel: int) -> AbstractContextManager[None]:
+    """The context the parameter derivatives of ``numel`` entries run in: one thread from
+    ``SMALL`` entries up (:func:`one_thread`), torch's setting below."""
+    return one_thread() if numel > SMALL else nullcontext()
+
+
 class _Implicit(torch.autograd.Function):
     """Identity in the forward pass; backward multiplies by ``dz/dtheta_i = grad_fn(z, theta)``."""
 
@@ -72,7 +78,7 @@ class _Implicit(torch.autograd.Function):
         wanted = ctx.needs_input_grad[2:]
         if not any(wanted):
             return (None, None) + (None,) * len(params)
-        with one_thread() if z.numel() > SMALL else nullcontext():
+        with derivative_threads(z.numel()):
             dz = ctx.grad_fn(z, *params)
         out = [sum_to_shape(grad * d.to(grad.dtype), p.shape) if need else None
                for d, p, need in zip(dz, params, wanted, strict=True)]
@@ -177,12 +183,16 @@ def implicit_log_gamma(concentration: torch.Tensor, shape: torch.Size,
     """``log G``, ``G ~ Gamma(concentration, 1)``, with the exact implicit gradient
     ``d log G / d concentration`` (the CDF of ``log G`` is ``P(a, e^y)``), kept finite."""
     log_g = log_standard_gamma(concentration, shape, noise, family, name)
-    return implicit_attach(log_g, (concentration,), lambda y, a: (_finite(gamma_dlogx_da(y, a)),))
+    return implicit_attach(log_g, (concentration,), lambda y, a: (dlog_gamma_da(y, a),))
 
 
-def _finite(d: torch.Tensor) -> torch.Tensor:
-    """``d log G / da`` overflows (``~ -log(U) / a^2``) only where ``G`` underflows to 0
-    (``a = 1e-30``): clamp it to the dtype's range, so ``dG/da = G d log G / da`` is 0, not NaN."""
+def dlog_gamma_da(log_g: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """``d log G / da`` at draws ``log G`` of ``Gamma(a, 1)``: the gradient
+    :func:`implicit_log_gamma` attaches (for a step that writes its backward out). It overflows
+    (``~ -log(U) / a^2``) only where ``G`` underflows to 0 (``a = 1e-30``): clamped to the
+    dtype's range, so ``dG/da = G d log G / da`` is 0, not NaN."""
+    with derivative_threads(log_g.numel()):
+        d = gamma_dlogx_da(log_g, a)
     big = torch.finfo(d.dtype).max
     return d.clamp(-big, big)
 

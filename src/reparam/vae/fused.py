@@ -12,7 +12,10 @@ computes the same loss and the same gradients with the chain rule in closed form
     dL/dmu = sum_s dL/dz + beta mu / B,  dL/dlogvar = sum_s dL/dz (z - mu) / 2 + beta expm1(logvar) / (2 B)
     linear layer: dW = d^T h, db = sum_b d, dh = d W;  tanh: d (1 - y^2);  relu: d [y > 0]
 
-and writes them into ``p.grad``; the optimizer then steps as usual. With ``bf16`` the matrix
+and writes them into ``p.grad``; the optimizer then steps as usual. The posterior's part (the
+draw of ``z``, the KL, ``dL/d(encoder output)``) is a head of
+:mod:`reparam.vae.fused_posteriors`: the Gaussian above, and the Gamma and Dirichlet
+posteriors with their priors (implicit gradients). With ``bf16`` the matrix
 products take bfloat16 copies of their operands and accumulate in float32 (2x faster on CPUs
 with AVX512-BF16 or AMX); weights, gradients, the optimizer and every elementwise step stay
 float32, so this is mixed precision with float32 master weights. The noise comes from the
@@ -33,13 +36,12 @@ from torch import nn
 
 from .._torch_compat import tanh_backward, threshold_backward
 from ..estimators import Estimator, Pathwise
-from ..noise import NoiseSource, resolve
-from .encoders import GaussianEncoder
+from ..noise import NoiseSource
+from .fused_posteriors import encoder_out_dim, posterior_head
 from .likelihoods import BernoulliLikelihood
 from .model import VAE
 from .networks import Tanh, tanh_from_doubled_
 from .objectives import KL_MODES, Loss, resolve_estimator
-from .priors import StandardNormalPrior
 
 _ACTIVATIONS = {Tanh: "tanh", nn.Tanh: "tanh", nn.ReLU: "relu"}
 # bf16 products pay only on wide layers: on a 2-core AVX512-BF16 CPU a 100x784 by 784x300
@@ -78,6 +80,7 @@ class FusedELBOStep:
                            >= BF16_MIN_WIDTH}
         self.encoder, self.decoder = list(encoder_layers), list(decoder_layers)
         self.latent_dim = model.latent_dim
+        self.head = posterior_head(model)
 
     @staticmethod
     def _act_(out: torch.Tensor, name: str | None, doubled: bool = False) -> torch.Tensor:
@@ -151,26 +154,17 @@ class FusedELBOStep:
                  noise: NoiseSource | None = None) -> Loss:
         s, b, L = self.num_samples, x.shape[0], self.latent_dim
         enc, enc_low = self._forward(self.encoder, x)
-        mu, logvar = enc[-1][:, :L], enc[-1][:, L:]
-        eps = resolve(noise).normal((s, b, L), mu.dtype, mu.device)
-        std = logvar.mul(0.5).exp_()
-        z = torch.addcmul(mu, std, eps).reshape(s * b, L)                # (S B, L)
-        dec, dec_low = self._forward(self.decoder, z)
+        z, kl_sum, ctx = self.head.draw(enc[-1], s, noise)                # z (S, B, L)
+        dec, dec_low = self._forward(self.decoder, z.reshape(s * b, L))
         logits = dec[-1]
         xs = x if s == 1 else x.repeat(s, 1)
         recon = F.binary_cross_entropy_with_logits(logits, xs, reduction="sum").div_(s * b)
-        var_m1 = torch.expm1(logvar)
-        kl = var_m1.sub(logvar).addcmul_(mu, mu).sum().div_(2 * b)
+        kl = kl_sum.div_(b)
 
         d_logits = logits.sigmoid_().sub_(xs)  # S B dL/dl; the logits are not needed any more
         dz = self._backward(self.decoder, dec, dec_low, d_logits, need_input_grad=True,
                             scale=1.0 / (s * b))
-        dz = dz.reshape(s, b, L)
-        d_out = torch.empty_like(enc[-1])
-        d_mu, d_logvar = d_out[:, :L], d_out[:, L:]
-        torch.add(dz.sum(0) if s > 1 else dz[0], mu, alpha=beta / b, out=d_mu)
-        dz_eps = (dz * eps).sum(0) if s > 1 else dz[0].mul_(eps[0])      # (z - mu) = std eps
-        torch.mul(dz_eps, std, out=d_logvar).add_(var_m1, alpha=beta / b).mul_(0.5)
+        d_out = self.head.backward(ctx, dz.reshape(s, b, L), beta / b)
         self._backward(self.encoder, enc, enc_low, d_out, need_input_grad=False)
         neg_elbo = recon + kl
         loss = neg_elbo if beta == 1.0 else recon + beta * kl
@@ -190,10 +184,10 @@ def why_not_fused(model: nn.Module, *, objective: str = "elbo",
         (objective == "elbo", f"objective {objective!r} (the fused step is the ELBO's)"),
         (type(est) is Pathwise, f"estimator {est!r} (the fused step is the pathwise gradient)"),
         (kl != "mc" and free_bits == 0, "a Monte Carlo KL or free bits"),
-        (isinstance(model, VAE) and type(model.encoder) is GaussianEncoder
-         and type(model.decoder.likelihood) is BernoulliLikelihood
-         and type(model.prior_module) is StandardNormalPrior,
-         "a model other than Gaussian posterior, standard normal prior, Bernoulli likelihood"),
+        (isinstance(model, VAE) and posterior_head(model) is not None
+         and type(model.decoder.likelihood) is BernoulliLikelihood,
+         "a model other than a Gaussian, Gamma or Dirichlet posterior with its standard prior "
+         "(standard normal, Gamma, Dirichlet) and a Bernoulli likelihood"),
         (all(p.requires_grad for p in model.parameters()), "frozen parameters"),
     )
     for ok, reason in checks:
@@ -201,7 +195,7 @@ def why_not_fused(model: nn.Module, *, objective: str = "elbo",
             return reason
     encoder, decoder = _layers(model.encoder.net), _layers(model.decoder.net)
     if (encoder is None or decoder is None or encoder[-1][1] or decoder[-1][1]
-            or encoder[-1][0].out_features != 2 * model.latent_dim):
+            or encoder[-1][0].out_features != encoder_out_dim(posterior_head(model))):
         return "networks other than Linear / tanh / relu MLPs"
     dtypes = (torch.float32,) if bf16 else (torch.float32, torch.float64)
     if not all(p.dtype in dtypes for p in model.parameters()):

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch.distributions import Distribution, kl_divergence
+from torch.distributions import Distribution, Independent, kl_divergence
 
 from ..distributions import Normal, kl_normal_standard
 from ..estimators import IWAE, Estimator, Pathwise, get
@@ -173,7 +173,9 @@ def _factorized(q, model) -> bool:
 def closed_form_kl(q: Any, model: VAE) -> tuple[torch.Tensor, torch.Tensor | None] | None:
     """``(KL (B,), per-dimension KL (B, L) or None)`` in closed form, or None: for a diagonal
     Normal and the standard normal prior ``KL_j = (mu_j^2 + expm1(logvar_j) - logvar_j) / 2``,
-    else torch's registered ``kl_divergence`` for the pair when there is one."""
+    else torch's registered ``kl_divergence`` for the pair when there is one; a posterior
+    factorized over its last batch dimension (event shape ``()``, e.g. a Gamma of batch (B, L))
+    against ``Independent(base, 1)`` has ``KL = sum_j KL(q_j || base_j)``."""
     if _factorized(q, model):
         dims = kl_normal_standard(q.loc, q.logvar)
         return dims.sum(-1), dims
@@ -181,9 +183,18 @@ def closed_form_kl(q: Any, model: VAE) -> tuple[torch.Tensor, torch.Tensor | Non
     if not (isinstance(q, Distribution) and isinstance(prior, Distribution)):
         return None
     try:
+        if _per_dimension(q, prior):
+            dims = kl_divergence(q, prior.base_dist)
+            return dims.sum(-1), dims
         return kl_divergence(q, prior), None
     except NotImplementedError:
         return None
+
+
+def _per_dimension(q: Distribution, prior: Distribution) -> bool:
+    """``q`` of batch (.., L) and event ``()`` against a prior ``Independent`` over those L."""
+    return (isinstance(prior, Independent) and prior.reinterpreted_batch_ndims == 1
+            and q.event_shape == () and q.batch_shape[-1:] == prior.event_shape)
 
 
 def _kl_term(kl_b: torch.Tensor, kl_dims: torch.Tensor | None, free_bits: float,
